@@ -1,0 +1,7 @@
+"""``python -m hubprobe``."""
+
+import sys
+
+from hubprobe.cli import main
+
+sys.exit(main())

@@ -1,0 +1,254 @@
+"""The ``hubprobe`` command line: doctor, limits, sandbox."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import os
+import signal
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+from hubprobe import __version__
+from hubprobe.profiles import DEFAULT_PROFILE, Profile, ProfileError, list_profiles, load_profile
+from hubprobe.sandbox import BACKENDS, MANUAL_ONLY, Limits, SandboxError, choose_backend
+from hubprobe.sandbox.run import RunResult, run_command
+from hubprobe.session import read_session
+from hubprobe.units import format_bytes
+
+__all__ = ["main"]
+
+#: Exit status for hubprobe's own failures in ``sandbox`` (bad profile, no
+#: backend), kept apart from the command's statuses as ``docker run`` does.
+TOOL_ERROR = 125
+
+
+class Interrupted(Exception):
+    """SIGINT/SIGTERM/SIGHUP arrived: unwind so every sandbox tears down."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_interrupted(signum: int, _frame: FrameType | None) -> NoReturn:
+    raise Interrupted(signum)
+
+
+def _say(msg: str) -> None:
+    print(f"hubprobe: {msg}", file=sys.stderr, flush=True)
+
+
+def _fmt(n: int | None) -> str:
+    return "none" if n is None else format_bytes(n)
+
+
+# -- doctor -------------------------------------------------------------------
+def cmd_doctor(_args: argparse.Namespace) -> int:
+    usable_auto = []
+    for cls in BACKENDS:
+        backend = cls()
+        status = backend.check()
+        mark = "ok " if status.usable else "no "
+        print(f"{mark} {cls.name:<8} {cls.summary}")
+        print(f"      {status.reason}")
+        if not status.usable and status.fix:
+            print(f"      what to do: {status.fix}")
+        if status.usable:
+            for gap in cls.fidelity.gaps():
+                print(f"      less faithful: {gap}")
+            if cls.name not in MANUAL_ONLY:
+                usable_auto.append(cls.name)
+    if usable_auto:
+        print(f"\nsandbox will use: {usable_auto[0]} (override with --backend)")
+        return 0
+    print("\nno backend can make a sandbox here; see 'what to do' above")
+    return 1
+
+
+# -- limits -------------------------------------------------------------------
+def cmd_limits(args: argparse.Namespace) -> int:
+    s = read_session()
+    if args.json:
+        print(json.dumps(dataclasses.asdict(s), indent=2))
+        return 0
+    cpu = "none" if s.cpu_limit is None else f"{s.cpu_limit:g} CPU"
+    rows = [
+        ("cgroup", "not found" if s.cgroup_version is None else f"v{s.cgroup_version}"),
+        ("memory limit", _fmt(s.memory_limit_bytes)),
+        ("memory used", _fmt(s.memory_usage_bytes)),
+        ("memory peak", _fmt(s.memory_peak_bytes)),
+        ("OOM kills", "unknown" if s.oom_kills is None else str(s.oom_kills)),
+        ("CPU limit", cpu),
+        ("CPU time", "unknown" if s.cpu_seconds is None else f"{s.cpu_seconds:.1f} s"),
+        ("throttled", "unknown" if s.throttled_seconds is None else f"{s.throttled_seconds:.1f} s"),
+        ("os.cpu_count()", str(s.os_cpu_count)),
+        ("MEM_LIMIT", s.env_mem_limit or "not set"),
+        ("CPU_LIMIT", s.env_cpu_limit or "not set"),
+        (f"home {s.home}", f"{_fmt(s.home_size_bytes)} ({_fmt(s.home_free_bytes)} free)"),
+    ]
+    for key, value in rows:
+        print(f"{key:<18} {value}")
+    return 0
+
+
+# -- sandbox ------------------------------------------------------------------
+def _outcome(result: RunResult) -> str:
+    if result.timed_out:
+        return "stopped at the timeout"
+    if result.reading.oom_kills:
+        return f"{result.reading.oom_kills} OOM kill(s): out of memory"
+    return "finished"
+
+
+def _report(
+    result: RunResult, profile: Profile, backend: str, argv: Sequence[str]
+) -> dict[str, Any]:
+    r = result.reading
+    return {
+        "hubprobe_version": __version__,
+        "command": list(argv),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "backend": backend,
+        "profile": profile.name,
+        "exit_code": result.exit_code,
+        "timed_out": result.timed_out,
+        "oom_kills": r.oom_kills,
+        "peak_memory_bytes": r.peak_memory_bytes,
+        "memory_bytes": r.memory_bytes,
+        "memory_limit_bytes": r.memory_limit_bytes,
+        "cpu_limit": profile.cpu_limit,
+        "storage_bytes": profile.storage_bytes,
+        "cpu_seconds": round(r.cpu_seconds, 6),
+        "throttled_seconds": round(r.throttled_seconds, 6),
+        "wall_seconds": round(r.wall_seconds, 6),
+    }
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    argv = list(args.command)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        _say("no command given; usage: hubprobe sandbox [options] -- CMD [ARGS...]")
+        return 2
+    try:
+        profile = load_profile(args.profile)
+        backend = choose_backend(args.backend)
+    except (ProfileError, SandboxError) as exc:
+        _say(str(exc))
+        return TOOL_ERROR
+    for gap in backend.fidelity.gaps():
+        _say(f"note: the {backend.name} backend is less faithful than a hub: {gap}")
+    if not args.quiet:
+        _say(
+            f"{backend.name} sandbox, profile {profile.name}: memory {_fmt(profile.memory_limit_bytes)}, "
+            f"{profile.cpu_limit:g} CPU, storage {_fmt(profile.storage_bytes)}"
+        )
+    try:
+        with backend.create(Limits.from_profile(profile)) as sandbox:
+            result = run_command(sandbox, argv, timeout=args.timeout)
+    except SandboxError as exc:
+        _say(str(exc))
+        return TOOL_ERROR
+    r = result.reading
+    if not args.quiet:
+        _say(
+            f"exit {result.exit_code} ({_outcome(result)}); peak {_fmt(r.peak_memory_bytes)} of "
+            f"{_fmt(r.memory_limit_bytes)}; CPU {r.cpu_seconds:.2f} s, throttled "
+            f"{r.throttled_seconds:.2f} s, wall {r.wall_seconds:.2f} s"
+        )
+    if args.report:
+        path = Path(args.report)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(_report(result, profile, backend.name, argv), indent=2) + "\n")
+        tmp.replace(path)
+    return result.exit_code
+
+
+# -- parser -------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hubprobe",
+        description="Check what a JupyterHub's CPU, memory and storage limits really do, "
+        "in a sandbox whose limits match a hub profile.",
+    )
+    parser.add_argument("--version", action="version", version=f"hubprobe {__version__}")
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "doctor",
+        help="which sandbox backends work here, and what to do about those that do not",
+        description="List every sandbox backend, whether it works on this machine and, "
+        "for each one that does not, why and what to do. Exit 0 if a sandbox can be made.",
+    )
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser(
+        "limits",
+        help="the limits this process lives under (cgroup, MEM_LIMIT/CPU_LIMIT, home)",
+        description="Print the memory and CPU limits and usage of the current cgroup, "
+        "JupyterHub's MEM_LIMIT and CPU_LIMIT, os.cpu_count() and the home's size. "
+        "Works inside a hubprobe sandbox and in a terminal on a real hub.",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(func=cmd_limits)
+
+    names = ", ".join(list_profiles()) or "none found"
+    p = sub.add_parser(
+        "sandbox",
+        help="run a command under a hub profile's limits",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent(
+            f"""\
+            Run CMD under a hub profile's memory, CPU and storage limits, in a
+            private home of the profile's storage size, and tear everything
+            down afterwards (also on Ctrl-C, SIGTERM or timeout).
+
+            profiles: {names}
+            backends: {", ".join(c.name for c in BACKENDS)} (see hubprobe doctor)
+
+            exit status: CMD's own status (137 when it was killed for memory),
+              124 when it was stopped at --timeout, 125 when hubprobe could not
+              make the sandbox (bad profile, no backend), 130/143 when hubprobe
+              itself was interrupted (SIGINT/SIGTERM)."""
+        ),
+    )
+    p.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        help=f"a profile name or a path to a TOML file (default: {DEFAULT_PROFILE})",
+    )
+    p.add_argument("--backend", help="force a backend instead of choosing the most faithful one")
+    p.add_argument("--timeout", type=float, help="stop CMD after this many seconds")
+    p.add_argument("--report", metavar="FILE", help="write a JSON report of the run")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
+    p.set_defaults(func=cmd_sandbox)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_interrupted)
+    try:
+        code: int = args.func(args)
+    except Interrupted as exc:
+        _say(f"interrupted by {exc}; sandbox torn down")
+        return 128 + exc.signum
+    except BrokenPipeError:
+        # Output piped into `head`: not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""The one small interface every sandbox backend implements.
+
+A backend says whether it works on this machine (and if not, why and what to
+do), and creates a :class:`Sandbox`: a place where one command tree runs under
+a hub profile's limits, can be read at any moment, and is torn down leaving
+nothing behind.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import os
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, ClassVar, Self
+
+if TYPE_CHECKING:
+    from hubprobe.profiles import Profile
+
+__all__ = [
+    "Availability",
+    "Backend",
+    "Fidelity",
+    "Limits",
+    "Reading",
+    "Sandbox",
+    "SandboxError",
+]
+
+
+class SandboxError(RuntimeError):
+    """A sandbox could not be created or used; the message says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """The limits a sandbox enforces, taken from a hub profile."""
+
+    memory_bytes: int
+    cpu: float
+    storage_bytes: int
+    #: True models Kubernetes >= 1.28 on cgroup v2 (``memory.oom.group``):
+    #: one OOM kill takes down every process of the session.
+    oom_group: bool = False
+    #: Variables JupyterHub's spawner exports (MEM_LIMIT, CPU_LIMIT, ...).
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_profile(cls, profile: Profile) -> Limits:
+        return cls(
+            memory_bytes=profile.memory_limit_bytes,
+            cpu=profile.cpu_limit,
+            storage_bytes=profile.storage_bytes,
+            oom_group=profile.oom_scope == "container",
+            env=profile.env(),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    """What the sandbox's cgroup says at one moment."""
+
+    memory_bytes: int
+    peak_memory_bytes: int
+    memory_limit_bytes: int | None
+    oom_kills: int
+    cpu_seconds: float
+    throttled_seconds: float
+    wall_seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Fidelity:
+    """How closely a backend imitates a hub's container.
+
+    Anything less than all True is said out loud when the backend is chosen:
+    the guide's claims depend on each of these.
+    """
+
+    enforces_limits: bool = True
+    own_cgroup_view: bool = True
+    private_home: bool = True
+
+    def gaps(self) -> list[str]:
+        gaps = []
+        if not self.enforces_limits:
+            gaps.append("it measures limits but does not set them")
+        if not self.own_cgroup_view:
+            gaps.append("processes inside see the host's cgroup files, not the sandbox's limits")
+        if not self.private_home:
+            gaps.append("there is no private home of the profile's storage size")
+        return gaps
+
+
+@dataclasses.dataclass(frozen=True)
+class Availability:
+    """Whether a backend works here; if not, why and what to do."""
+
+    backend: str
+    usable: bool
+    reason: str
+    fix: str = ""
+
+
+class Sandbox(abc.ABC):
+    """One command tree under limits. Use as a context manager."""
+
+    backend: ClassVar[str]
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.process: subprocess.Popen[bytes] | None = None
+        self._started = 0.0
+        self._closed = False
+
+    # -- what backends provide -------------------------------------------
+    @abc.abstractmethod
+    def _popen(
+        self, argv: Sequence[str], env: dict[str, str], cwd: str | None, **kwargs: object
+    ) -> subprocess.Popen[bytes]:
+        """Start ``argv`` inside the limits."""
+
+    @abc.abstractmethod
+    def _read(self) -> Reading:
+        """Read the cgroup now (wall time filled in by :meth:`reading`)."""
+
+    @abc.abstractmethod
+    def _teardown(self) -> None:
+        """Kill every process and remove every cgroup, mount and file; idempotent."""
+
+    @property
+    @abc.abstractmethod
+    def home(self) -> str:
+        """The home directory as the command inside sees it."""
+
+    # -- shared behaviour --------------------------------------------------
+    def spawn(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        **popen_kwargs: object,
+    ) -> subprocess.Popen[bytes]:
+        """Start the sandbox's one command tree; ``env`` is added to ours."""
+        if self.process is not None:
+            raise SandboxError("this sandbox already runs a command; create another one")
+        if self._closed:
+            raise SandboxError("this sandbox is closed")
+        full_env = dict(os.environ)
+        full_env.update(self.limits.env)
+        full_env["HOME"] = self.home
+        if env:
+            full_env.update(env)
+        self._started = time.monotonic()
+        self.process = self._popen(list(argv), full_env, cwd or self.home, **popen_kwargs)
+        return self.process
+
+    def reading(self) -> Reading:
+        wall = time.monotonic() - self._started if self._started else 0.0
+        return dataclasses.replace(self._read(), wall_seconds=wall)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the command; raise ``subprocess.TimeoutExpired`` past ``timeout``."""
+        if self.process is None:
+            raise SandboxError("nothing was started in this sandbox")
+        return self.process.wait(timeout)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._teardown()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Backend(abc.ABC):
+    """A way of making sandboxes; stateless, cheap to construct."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    fidelity: ClassVar[Fidelity]
+
+    @abc.abstractmethod
+    def check(self) -> Availability:
+        """Whether this backend works here, without changing anything."""
+
+    @abc.abstractmethod
+    def create(self, limits: Limits, *, workdir: Path | None = None) -> Sandbox:
+        """Make the cgroups, home and namespaces; nothing runs yet."""

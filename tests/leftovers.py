@@ -1,0 +1,78 @@
+"""What a sandbox could leave behind on this machine, counted.
+
+Used around every real-sandbox test: the counts after must equal the counts
+before (no cgroup, mount, loop device or process of ours survives).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from hubprobe import cgroupfs
+
+
+@dataclasses.dataclass(frozen=True)
+class Leftovers:
+    cgroups: tuple[str, ...]
+    loop_devices: tuple[str, ...]
+    mounts: tuple[str, ...]
+    processes: tuple[int, ...]
+    workdirs: tuple[str, ...]
+
+
+def _hubprobe_cgroups() -> list[str]:
+    found = []
+    own = cgroupfs.own_cgroups()
+    for mount in cgroupfs.cgroup_mounts():
+        if mount.version == 1:
+            key = next(iter(mount.controllers))
+            base = mount.mountpoint / own.get(key, "/").lstrip("/")
+        else:
+            base = mount.mountpoint / own.get("", "/").lstrip("/")
+        found += [str(p) for p in base.glob("hubprobe-*") if p.is_dir()]
+    return found
+
+
+def _loop_devices() -> list[str]:
+    out = []
+    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+        try:
+            out.append(f"{backing.parent.parent.name}:{backing.read_text().strip()}")
+        except OSError:
+            continue
+    return out
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def count(tmp_root: Path | None = None) -> Leftovers:
+    mounts = [
+        line.split()[1]
+        for line in Path("/proc/self/mounts").read_text().splitlines()
+        if "hubprobe" in line.split()[1] or line.split()[0].startswith("/dev/loop")
+    ]
+    tmp = Path(tmp_root or os.environ.get("TMPDIR", "/tmp"))
+    return Leftovers(
+        cgroups=tuple(sorted(_hubprobe_cgroups())),
+        loop_devices=tuple(sorted(_loop_devices())),
+        mounts=tuple(sorted(mounts)),
+        processes=tuple(sorted(_descendants(os.getpid()))),
+        workdirs=tuple(sorted(str(p) for p in tmp.glob("hubprobe-*"))),
+    )

@@ -1,0 +1,127 @@
+"""The CLI as a user runs it: a real subprocess, real sandboxes where needed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hubprobe.profiles import load_profile
+
+PY = sys.executable
+
+
+def hubprobe(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PY, "-m", "hubprobe", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def small_profile(tmp_path: Path, memory: str = "256M", storage: str = "64M") -> Path:
+    """A copy of curriculum-guide with a smaller memory and storage, for quick kills."""
+    text = load_profile("curriculum-guide").path.read_text()
+    text = text.replace('limit = "2G"', f'limit = "{memory}"').replace(
+        'guarantee = "1G"', f'guarantee = "{memory}"'
+    )
+    text = text.replace('size = "10G"', f'size = "{storage}"').replace(
+        'name = "curriculum-guide"', 'name = "small"'
+    )
+    path = tmp_path / "small.toml"
+    path.write_text(text)
+    return path
+
+
+def test_help_documents_exit_statuses() -> None:
+    out = hubprobe("sandbox", "--help").stdout
+    for code in ("137", "124", "125", "130/143"):
+        assert code in out
+    assert "curriculum-guide" in out
+
+
+def test_doctor_lists_every_backend() -> None:
+    from hubprobe.sandbox import BACKENDS
+
+    result = hubprobe("doctor")
+    for cls in BACKENDS:
+        assert cls.name in result.stdout
+    assert result.returncode in (0, 1)
+
+
+def test_limits_json_has_the_readings() -> None:
+    data = json.loads(hubprobe("limits", "--json").stdout)
+    for key in ("memory_limit_bytes", "cpu_limit", "oom_kills", "env_mem_limit", "os_cpu_count"):
+        assert key in data
+
+
+@pytest.mark.sandbox
+def test_sandbox_report_and_exit_code(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    result = hubprobe("sandbox", "--report", str(report), "--", "sh", "-c", "exit 3")
+    assert result.returncode == 3, result.stderr
+    data = json.loads(report.read_text())
+    for key in (
+        "exit_code", "oom_kills", "peak_memory_bytes", "memory_limit_bytes", "cpu_seconds",
+        "throttled_seconds", "wall_seconds", "backend", "profile",
+    ):  # fmt: skip
+        assert key in data
+    assert data["exit_code"] == 3
+    assert data["profile"] == "curriculum-guide"
+    assert data["memory_limit_bytes"] == 2 * 2**30
+
+
+@pytest.mark.sandbox
+def test_sandbox_oom_exits_137(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    code = "b = bytearray(512 * 2**20); b[::4096] = b'x' * len(b[::4096])"
+    profile = small_profile(tmp_path)
+    result = hubprobe(
+        "sandbox", "--profile", str(profile), "--report", str(report), "--", PY, "-c", code
+    )
+    assert result.returncode == 137
+    data = json.loads(report.read_text())
+    assert data["oom_kills"] >= 1
+    assert data["profile"] == "small"
+    assert "out of memory" in result.stderr
+
+
+@pytest.mark.sandbox
+def test_sandbox_timeout_exits_124() -> None:
+    result = hubprobe("sandbox", "--timeout", "0.5", "--", "sleep", "30")
+    assert result.returncode == 124
+    assert "timeout" in result.stderr
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--profile", "no-such-hub"], "no-such-hub"),
+        (["--backend", "no-such-backend"], "unknown backend"),
+    ],
+)
+def test_bad_input_is_one_line_and_starts_nothing(args: list[str], message: str) -> None:
+    result = hubprobe("sandbox", *args, "--", "true")
+    assert result.returncode == 125
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+
+
+@pytest.mark.sandbox
+def test_bad_profile_file_names_file_and_key(tmp_path: Path) -> None:
+    path = small_profile(tmp_path)
+    path.write_text(path.read_text().replace('limit = "256M"', 'limit = "256MB"', 1))
+    result = hubprobe("sandbox", "--profile", str(path), "--", "true")
+    assert result.returncode == 125
+    assert "small.toml" in result.stderr
+    assert "memory.limit" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_no_command_is_a_usage_error() -> None:
+    result = hubprobe("sandbox")
+    assert result.returncode == 2
+    assert "usage" in result.stderr
