@@ -30,15 +30,15 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def guide(session: nox.Session) -> None:
-    """The main job: run every probe in the sandbox under the default profile."""
+    """The main job: run every probe in the sandbox, write results and executed notebooks."""
     session.install("-e", ".[probes]")
     session.run("hubprobe", "doctor")
-    # Until the probes land, the one check is the sandbox itself.
-    session.run("hubprobe", "sandbox", *session.posargs, "--", "hubprobe", "limits")
+    session.run("hubprobe", "probes", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Figures: sandbox set-up + teardown time, in/out CPU-bound wall-time ratio."""
-    session.install("-e", ".")
-    session.run("python", "bench/sandbox_bench.py", *session.posargs)
+    """Figures: sandbox set-up/teardown and overhead; probe-suite wall times."""
+    session.install("-e", ".[probes]")
+    session.run("python", "bench/sandbox_bench.py")
+    session.run("python", "bench/probes_bench.py")

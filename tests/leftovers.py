@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 from hubprobe import cgroupfs
@@ -20,6 +21,22 @@ class Leftovers:
     mounts: tuple[str, ...]
     processes: tuple[int, ...]
     workdirs: tuple[str, ...]
+
+
+_CREATOR = re.compile(r"hubprobe-(\d+)-")
+
+
+def _ours(name: str) -> bool:
+    """Skip what another live process is using right now (a concurrent run).
+
+    Names carry the creating pid; what this process made, or what a process
+    that has ended left, counts.
+    """
+    m = _CREATOR.search(name)
+    if m is None:
+        return True
+    pid = int(m.group(1))
+    return pid == os.getpid() or not Path(f"/proc/{pid}").exists()
 
 
 def _hubprobe_cgroups() -> list[str]:
@@ -70,9 +87,9 @@ def count(tmp_root: Path | None = None) -> Leftovers:
     ]
     tmp = Path(tmp_root or os.environ.get("TMPDIR", "/tmp"))
     return Leftovers(
-        cgroups=tuple(sorted(_hubprobe_cgroups())),
-        loop_devices=tuple(sorted(_loop_devices())),
-        mounts=tuple(sorted(mounts)),
+        cgroups=tuple(sorted(filter(_ours, _hubprobe_cgroups()))),
+        loop_devices=tuple(sorted(filter(_ours, _loop_devices()))),
+        mounts=tuple(sorted(filter(_ours, mounts))),
         processes=tuple(sorted(_descendants(os.getpid()))),
-        workdirs=tuple(sorted(str(p) for p in tmp.glob("hubprobe-*"))),
+        workdirs=tuple(sorted(filter(_ours, (str(p) for p in tmp.glob("hubprobe-*"))))),
     )

@@ -172,6 +172,40 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+# -- probes -------------------------------------------------------------------
+def cmd_probes(args: argparse.Namespace) -> int:
+    from hubprobe.claims import ClaimsError, load_claims
+    from hubprobe.suite import run_suite
+
+    probes_dir = Path(args.probes_dir)
+    try:
+        claims = load_claims(Path(args.claims or probes_dir / "claims.toml"))
+        profile = load_profile(args.profile)
+        backend = choose_backend(args.backend)
+    except (ClaimsError, ProfileError, SandboxError) as exc:
+        _say(str(exc))
+        return TOOL_ERROR
+    results = None if args.no_save else Path(args.results or probes_dir / "results.json")
+    try:
+        data, runs = run_suite(
+            claims, probes_dir, profile, backend, results_path=results, only=args.only,
+            save_notebooks=not args.no_save, say=_say,
+        )  # fmt: skip
+    except KeyError as exc:
+        _say(str(exc.args[0]))
+        return 2
+    except SandboxError as exc:
+        _say(str(exc))
+        return TOOL_ERROR
+    statuses = [
+        data["claims"][c.id]["status"] for c in claims if c.probe in {r.path.stem for r in runs}
+    ]
+    failed = statuses.count("failed")
+    total = sum(r.wall_seconds for r in runs)
+    _say(f"{len(statuses) - failed} of {len(statuses)} claims verified in {total:.0f} s")
+    return 1 if failed else 0
+
+
 # -- parser -------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -231,6 +265,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
     p.set_defaults(func=cmd_sandbox)
+
+    p = sub.add_parser(
+        "probes",
+        help="run the probe notebooks and verify every claim",
+        description="Run each probe notebook through a real Jupyter server in a sandbox "
+        "matching the profile, check every claim's expectations, write the executed "
+        "notebooks back and the results file. Exit 0 if every claim run is verified, "
+        "1 if any failed, 125 if no sandbox could be made.",
+    )
+    p.add_argument("--profile", default=DEFAULT_PROFILE, help="profile name or TOML path")
+    p.add_argument("--backend", help="force a sandbox backend")
+    p.add_argument("--only", nargs="+", metavar="ID", help="only the probes for these claim ids")
+    p.add_argument("--probes-dir", default="probes", help="where the probe notebooks are")
+    p.add_argument("--claims", help="the claim registry (default: PROBES_DIR/claims.toml)")
+    p.add_argument("--results", help="results file (default: PROBES_DIR/results.json)")
+    p.add_argument(
+        "--no-save", action="store_true",
+        help="write nothing: neither the executed notebooks nor the results file",
+    )  # fmt: skip
+    p.set_defaults(func=cmd_probes)
     return parser
 
 

@@ -144,21 +144,27 @@ def test_container_scope_kills_the_whole_session(backend: Backend) -> None:
 def test_signal_to_hubprobe_cleans_up(sig: str) -> None:
     import signal
 
-    from leftovers import count
+    from leftovers import _hubprobe_cgroups, count
 
     before = count()
     proc = subprocess.Popen(
         [PY, "-m", "hubprobe", "sandbox", "--", "sh", "-c", "sleep 60 & sleep 60"],
         stderr=subprocess.PIPE,
     )
+
+    def its_cgroups() -> list[str]:
+        return [g for g in _hubprobe_cgroups() if f"hubprobe-{proc.pid}-" in g]
+
     deadline = time.monotonic() + 20
-    while len(count().cgroups) == len(before.cgroups) and time.monotonic() < deadline:
+    while not its_cgroups() and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert len(count().cgroups) > len(before.cgroups), "the sandbox never started"
+    assert its_cgroups(), "the sandbox never started"
     time.sleep(0.2)
     proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 128 + getattr(signal, sig), err
+    assert its_cgroups() == []
+    assert count() == before
     assert b"torn down" in err
 
 

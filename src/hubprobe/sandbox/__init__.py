@@ -16,6 +16,10 @@ from hubprobe.sandbox.base import (
     SandboxError,
 )
 from hubprobe.sandbox.cgroup1 import Cgroup1Backend
+from hubprobe.sandbox.cgroup2 import Cgroup2Backend
+from hubprobe.sandbox.container import DockerBackend, PodmanBackend
+from hubprobe.sandbox.inplace import InplaceBackend
+from hubprobe.sandbox.systemd import SystemdBackend
 
 __all__ = [
     "BACKENDS",
@@ -31,7 +35,14 @@ __all__ = [
 ]
 
 #: In order of preference for automatic choice: most faithful first.
-BACKENDS: list[type[Backend]] = [Cgroup1Backend]
+BACKENDS: list[type[Backend]] = [
+    Cgroup2Backend,
+    Cgroup1Backend,
+    DockerBackend,
+    PodmanBackend,
+    SystemdBackend,
+    InplaceBackend,
+]
 #: Backends that are only used when asked for by name.
 MANUAL_ONLY = frozenset({"inplace"})
 

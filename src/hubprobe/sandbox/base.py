@@ -142,11 +142,11 @@ class Sandbox(abc.ABC):
         self,
         argv: Sequence[str],
         *,
-        env: Mapping[str, str] | None = None,
+        env: Mapping[str, str | None] | None = None,
         cwd: str | None = None,
         **popen_kwargs: object,
     ) -> subprocess.Popen[bytes]:
-        """Start the sandbox's one command tree; ``env`` is added to ours."""
+        """Start the sandbox's one command tree; ``env`` is added to ours (None unsets)."""
         if self.process is not None:
             raise SandboxError("this sandbox already runs a command; create another one")
         if self._closed:
@@ -154,8 +154,11 @@ class Sandbox(abc.ABC):
         full_env = dict(os.environ)
         full_env.update(self.limits.env)
         full_env["HOME"] = self.home
-        if env:
-            full_env.update(env)
+        for key, value in (env or {}).items():
+            if value is None:
+                full_env.pop(key, None)
+            else:
+                full_env[key] = value
         self._started = time.monotonic()
         self.process = self._popen(list(argv), full_env, cwd or self.home, **popen_kwargs)
         return self.process
@@ -163,6 +166,10 @@ class Sandbox(abc.ABC):
     def reading(self) -> Reading:
         wall = time.monotonic() - self._started if self._started else 0.0
         return dataclasses.replace(self._read(), wall_seconds=wall)
+
+    def reset_peak(self) -> bool:
+        """Start a new peak-memory window, if the backend can; False if it cannot."""
+        return False
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the command; raise ``subprocess.TimeoutExpired`` past ``timeout``."""

@@ -35,7 +35,7 @@ from hubprobe.sandbox.base import (
 __all__ = ["Cgroup1Backend", "Cgroup1Sandbox", "kill_cgroup", "remove_cgroup"]
 
 CFS_PERIOD_US = 100_000
-_TOOLS = ("unshare", "mount", "umount", "mkfs.ext4", "losetup")
+_TOOLS = ("unshare", "mount", "umount", "mkfs.ext4", "losetup", "setpriv")
 
 
 def _v1_mount(mounts: list[CgroupMount], controller: str) -> CgroupMount | None:
@@ -190,6 +190,11 @@ class Cgroup1Sandbox(Sandbox):
             throttled_seconds=cpu.throttled_seconds or 0.0,
             wall_seconds=0.0,
         )
+
+    def reset_peak(self) -> bool:
+        # v1 resets the high-water mark on any write to it.
+        (self._groups["memory"] / "memory.max_usage_in_bytes").write_text("0")
+        return True
 
     def _teardown(self) -> None:
         if self._watcher is not None:

@@ -22,7 +22,17 @@ _SYS_BLOCK = Path("/sys/block")
 
 
 def make_image(path: Path, size_bytes: int) -> None:
-    """Create a sparse ext4 image; ``-m 0``: a student's volume has no root reserve."""
+    """Create a sparse ext4 image; ``-m 0``: a student's volume has no root reserve.
+
+    Refuses when the host's disk could not hold the image filled up: a probe
+    that fills its home must hit the home's limit, never the host's.
+    """
+    free = shutil.disk_usage(path.parent).free
+    if free < size_bytes:
+        raise SandboxError(
+            f"the private home needs up to {size_bytes / 2**30:.1f} GiB on {path.parent}'s disk, "
+            f"which has {free / 2**30:.1f} GiB free; set TMPDIR to a larger disk"
+        )
     with path.open("wb") as f:
         f.truncate(size_bytes)
     result = subprocess.run(

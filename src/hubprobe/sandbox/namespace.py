@@ -4,7 +4,12 @@ Run by ``/bin/sh`` so that start-up stays a few milliseconds: join the
 sandbox's cgroups, ``unshare`` a cgroup and a mount namespace, remount the
 cgroup hierarchies there (so ``/sys/fs/cgroup/...`` shows the sandbox's own
 limits, which is where joblib and loky look), loop-mount the home, then
-``exec`` the command, keeping the pid. Parameters travel in environment
+``exec`` the command, keeping the pid.
+
+The command keeps root but loses two capabilities, as in a hub's container:
+CAP_SYS_ADMIN (so it cannot remount the read-only cgroup files and raise its
+own limits) and CAP_SYS_RESOURCE (so ext4's reserved blocks are off limits and
+a full home really is full, as it is for the unprivileged jovyan user). Parameters travel in environment
 variables that are unset before the command starts, never spliced into the
 script.
 """
@@ -29,13 +34,13 @@ set -e
 echo "$HUBPROBE_SB_REMOUNT" | while read -r kind opts point; do
   [ -n "$point" ] || continue
   umount "$point"
-  if [ "$kind" = 2 ]; then mount -t cgroup2 cgroup2 "$point";
-  else mount -t cgroup -o "$opts" cgroup "$point"; fi
+  if [ "$kind" = 2 ]; then mount -t cgroup2 -o ro cgroup2 "$point";
+  else mount -t cgroup -o "ro,$opts" cgroup "$point"; fi
 done
 if [ -n "$HUBPROBE_SB_IMAGE" ]; then mount -o loop,nosuid,nodev "$HUBPROBE_SB_IMAGE" "$HOME"; fi
 cd "$HUBPROBE_SB_CWD"
 unset HUBPROBE_SB_PROCS HUBPROBE_SB_INNER HUBPROBE_SB_REMOUNT HUBPROBE_SB_IMAGE HUBPROBE_SB_CWD
-exec "$@"
+exec setpriv --bounding-set -sys_admin,-sys_resource -- "$@"
 """
 
 

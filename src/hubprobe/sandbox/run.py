@@ -31,7 +31,7 @@ def run_command(
     argv: Sequence[str],
     *,
     timeout: float | None = None,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str | None] | None = None,
 ) -> RunResult:
     """Run ``argv`` to its end (or ``timeout``); the reading is taken before teardown."""
     sandbox.spawn(argv, env=env)

@@ -1,0 +1,200 @@
+"""A small synchronous client for a Jupyter server: REST and kernel websockets.
+
+It talks to the server the way a browser does (REST for kernels and
+contents, one websocket per kernel connection, the JSON wire format), so the
+server's own restarter and status messages are what gets observed. Used by the
+runner from outside the sandbox and by probe notebooks from inside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any
+
+import websocket
+
+__all__ = ["ApiError", "KernelSocket", "ServerAPI"]
+
+JSON = dict[str, Any]
+
+
+class ApiError(RuntimeError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class ServerAPI:
+    """REST calls with the server's token; errors carry the server's own message."""
+
+    def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, body: JSON | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            f"{self.url}{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                text = resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            raw = exc.read().decode(errors="replace")
+            try:
+                message = json.loads(raw).get("message") or raw
+            except ValueError:
+                message = raw
+            raise ApiError(exc.code, message) from None
+        return json.loads(text) if text else None
+
+    # -- kernels ----------------------------------------------------------
+    def start_kernel(self, name: str = "python3", path: str = "") -> str:
+        model = self.request("POST", "/api/kernels", {"name": name, "path": path})
+        return str(model["id"])
+
+    def kernel(self, kernel_id: str) -> JSON | None:
+        """The kernel's model, or None once the server has forgotten it (404)."""
+        try:
+            model: JSON = self.request("GET", f"/api/kernels/{kernel_id}")
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return model
+
+    def kernels(self) -> list[JSON]:
+        return list(self.request("GET", "/api/kernels"))
+
+    def delete_kernel(self, kernel_id: str) -> None:
+        self.request("DELETE", f"/api/kernels/{kernel_id}")
+
+    def interrupt_kernel(self, kernel_id: str) -> None:
+        self.request("POST", f"/api/kernels/{kernel_id}/interrupt")
+
+    def connect(self, kernel_id: str) -> KernelSocket:
+        return KernelSocket(self, kernel_id)
+
+    # -- other endpoints --------------------------------------------------
+    def status(self) -> JSON:
+        return dict(self.request("GET", "/api/status"))
+
+    def metrics(self) -> JSON:
+        """jupyter-resource-usage's figures, as the memory indicator shows them."""
+        return dict(self.request("GET", "/api/metrics/v1"))
+
+    def save_notebook(self, path: str, nb: JSON) -> JSON:
+        """Save through the contents API, as the Save button does."""
+        return dict(
+            self.request("PUT", f"/api/contents/{path}", {"type": "notebook", "content": nb})
+        )
+
+
+class KernelSocket:
+    """One websocket to one kernel; open a new one after a restart."""
+
+    def __init__(self, api: ServerAPI, kernel_id: str) -> None:
+        self.kernel_id = kernel_id
+        self.session = uuid.uuid4().hex
+        ws_url = api.url.replace("http", "ws", 1)
+        self.ws = websocket.create_connection(
+            f"{ws_url}/api/kernels/{kernel_id}/channels?session_id={self.session}",
+            header=[f"Authorization: token {api.token}"],
+            timeout=api.timeout,
+            # The server pings idle sockets; websocket-client answers them for us.
+            enable_multithread=True,
+        )
+
+    def send(self, msg_type: str, content: JSON, channel: str = "shell") -> str:
+        msg_id = uuid.uuid4().hex
+        header = {
+            "msg_id": msg_id,
+            "msg_type": msg_type,
+            "session": self.session,
+            "username": "hubprobe",
+            "date": dt.datetime.now(dt.UTC).isoformat(),
+            "version": "5.3",
+        }
+        msg = {"header": header, "parent_header": {}, "metadata": {}, "content": content}
+        self.ws.send(json.dumps({**msg, "channel": channel}))
+        return msg_id
+
+    def recv(self, timeout: float) -> JSON | None:
+        """The next message, or None if nothing came within ``timeout`` seconds."""
+        self.ws.settimeout(max(timeout, 0.001))
+        try:
+            raw = self.ws.recv()
+        except websocket.WebSocketTimeoutException:
+            return None
+        if not raw:
+            return None
+        msg: JSON = json.loads(raw)
+        return msg
+
+    def execute_request(self, code: str) -> str:
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        }
+        return self.send("execute_request", content)
+
+    def kernel_info(self, timeout: float) -> JSON | None:
+        """kernel_info_reply content, or None if the kernel did not answer in time."""
+        msg_id = self.send("kernel_info_request", {})
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            msg = self.recv(left)
+            if msg is None:
+                return None
+            if (
+                msg.get("parent_header", {}).get("msg_id") == msg_id
+                and msg.get("msg_type") == "kernel_info_reply"
+            ):
+                reply: JSON = msg["content"]
+                return reply
+        return None
+
+    def execute(self, code: str, timeout: float = 60.0) -> list[JSON]:
+        """Run code and return its iopub outputs; for probes' own helper kernels."""
+        msg_id = self.execute_request(code)
+        outputs: list[JSON] = []
+        deadline = time.monotonic() + timeout
+        idle = replied = False
+        while not (idle and replied):
+            msg = self.recv(deadline - time.monotonic())
+            if msg is None:
+                raise TimeoutError(f"no reply from kernel {self.kernel_id} in {timeout} s")
+            if msg.get("msg_type") == "status" and msg["content"]["execution_state"] in (
+                "restarting",
+                "dead",
+            ):
+                raise RuntimeError(f"kernel {msg['content']['execution_state']} while executing")
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = msg.get("msg_type")
+            if kind == "execute_reply":
+                replied = True
+            elif kind == "status":
+                idle = msg["content"]["execution_state"] == "idle"
+            elif kind in ("stream", "display_data", "execute_result", "error"):
+                outputs.append({"output_type": kind, **msg["content"]})
+        return outputs
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.ws.close()

@@ -1,0 +1,43 @@
+"""Helpers for probe notebooks, imported inside the sandboxed kernel.
+
+A probe records its figures by displaying a small custom MIME bundle that the
+runner collects; it can read the session's cgroup, and talk to its own
+Jupyter server's REST API (the runner puts the URL and token in the server's
+environment, which kernels inherit).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from hubprobe.jupyter_api import ServerAPI
+from hubprobe.session import SessionLimits, read_session
+
+__all__ = ["FIGURES_MIME", "record", "server", "session"]
+
+FIGURES_MIME = "application/vnd.hubprobe.figures+json"
+
+
+def record(**figures: Any) -> None:
+    """Show figures in the notebook and hand them to the runner."""
+    from IPython.display import display  # only inside a kernel
+
+    text = "\n".join(f"{k} = {v!r}" for k, v in figures.items())
+    display({FIGURES_MIME: json.loads(json.dumps(figures)), "text/plain": text}, raw=True)
+
+
+def server() -> ServerAPI:
+    """The REST API of the Jupyter server this kernel belongs to."""
+    from hubprobe.server import TOKEN_ENV, URL_ENV
+
+    try:
+        return ServerAPI(os.environ[URL_ENV], os.environ[TOKEN_ENV])
+    except KeyError:
+        raise RuntimeError("not running under hubprobe's runner: no server URL/token") from None
+
+
+def session() -> SessionLimits:
+    """The session's limits and usage, read from its cgroup as `hubprobe limits` does."""
+    return read_session()

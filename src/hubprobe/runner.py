@@ -1,0 +1,193 @@
+"""Run a notebook cell by cell through a real Jupyter server in a sandbox.
+
+One sandbox and one server per notebook, so every notebook starts from a
+fresh session, as a student's does. Cells tagged ``expect-kill`` pass only if
+the kernel is killed while they run; ``raises-exception`` cells may raise.
+Anything else that goes wrong is a failure, listed with the cell number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from hubprobe.execution import CellRun, execute_cell, wait_usable
+from hubprobe.jupyter_api import KernelSocket
+from hubprobe.profiles import Profile
+from hubprobe.sandbox import Backend, Limits
+from hubprobe.server import JupyterServer
+
+__all__ = ["NotebookRun", "run_notebook", "source_hash"]
+
+EXPECT_KILL = "expect-kill"
+RAISES = "raises-exception"
+STOPPING = ("error", "timeout", "server-died", "dead")
+
+
+@dataclasses.dataclass
+class NotebookRun:
+    path: Path
+    cells: list[CellRun]
+    failures: list[str]
+    figures: dict[str, Any]
+    versions: dict[str, str]
+    backend: str
+    profile: str
+    wall_seconds: float
+    startup_seconds: float
+    notebook: nbformat.NotebookNode
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def source_hash(nb: nbformat.NotebookNode) -> str:
+    """A hash of what the probe does (cell types, sources, tags), not of its outputs."""
+    h = hashlib.sha256()
+    for cell in nb.cells:
+        tags = ",".join(cell.get("metadata", {}).get("tags", []))
+        h.update(f"{cell.cell_type}\0{cell.source}\0{tags}\0".encode())
+    h.update(repr(sorted(nb.metadata.get("hubprobe", {}).items())).encode())
+    return h.hexdigest()[:16]
+
+
+def _versions(kernel_info: dict[str, Any] | None, server_version: str) -> dict[str, str]:
+    def dist(name: str) -> str:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    lang = (kernel_info or {}).get("language_info", {})
+    return {
+        "python": platform.python_version(),
+        "jupyter_server": server_version,
+        "ipykernel": dist("ipykernel"),
+        "kernel_python": str(lang.get("version", "")),
+        "kernel_ipython": str((kernel_info or {}).get("implementation_version", "")),
+        "jupyter_resource_usage": dist("jupyter-resource-usage"),
+        "hubprobe": dist("hubprobe"),
+    }
+
+
+def _aggregate(cells: list[CellRun], server_alive: bool) -> dict[str, Any]:
+    """The runner's own figures, beside what the probe recorded."""
+    killed = [c for c in cells if c.outcome in ("killed", "dead", "server-died")]
+    first = killed[0] if killed else None
+    return {
+        "oom_kills": sum(c.oom_kills for c in cells),
+        "restarts": sum(c.kernel_statuses.count("restarting") for c in cells),
+        "kernel_statuses": sorted({s for c in cells for s in c.kernel_statuses}),
+        "cells_killed": [c.index for c in killed],
+        "peak_memory_bytes": max((c.peak_memory_bytes for c in cells), default=0),
+        "seconds_to_restarting": first.seconds_to_restarting if first else None,
+        "seconds_to_usable": first.seconds_to_usable if first else None,
+        "memory_mentioned": any(c.memory_mentioned for c in killed),
+        "server_survived": server_alive,
+        "cpu_seconds": sum(c.cpu_seconds for c in cells),
+        "throttled_seconds": sum(c.throttled_seconds for c in cells),
+    }
+
+
+def run_notebook(
+    path: Path,
+    profile: Profile,
+    backend: Backend,
+    *,
+    cell_timeout: float = 120.0,
+    progress: Callable[[str], None] | None = None,
+) -> NotebookRun:
+    """Execute ``path`` under ``profile``'s limits; the notebook on disk is not changed."""
+    nb = nbformat.read(path, as_version=4)
+    meta = nb.metadata.get("hubprobe", {})
+    if meta.get("profile"):
+        # A probe may need another OOM scope than the profile's (oom-whole-server).
+        profile = dataclasses.replace(profile, **meta["profile"])
+    unset: dict[str, str | None] = dict.fromkeys(meta.get("unset_env", []))
+    say = progress or (lambda _msg: None)
+    started = time.monotonic()
+    cells: list[CellRun] = []
+    failures: list[str] = []
+    with (
+        tempfile.TemporaryDirectory(prefix=f"hubprobe-{os.getpid()}-run-") as logdir,
+        backend.create(Limits.from_profile(profile)) as sandbox,
+    ):
+        server = JupyterServer(sandbox, Path(logdir) / "server.log", env=unset)
+        api = server.start()
+        kernel_id = api.start_kernel()
+        sock: KernelSocket | None = api.connect(kernel_id)
+        assert sock is not None
+        info = sock.kernel_info(timeout=60)
+        startup = time.monotonic() - started
+        stop = False
+        for index, cell in enumerate(nb.cells, start=1):
+            if cell.cell_type != "code" or stop or sock is None:
+                if cell.cell_type == "code":
+                    cells.append(CellRun(index=index, outcome="not-run"))
+                continue
+            tags = set(cell.get("metadata", {}).get("tags", []))
+            timeout = float(
+                cell.get("metadata", {}).get("hubprobe", {}).get("timeout", cell_timeout)
+            )
+            say(f"cell {index}")
+            run = execute_cell(sandbox, api, sock, index, cell.source, timeout, server.alive)
+            if run.outcome == "killed":
+                returned = time.monotonic()
+                sock.close()
+                sock, state = wait_usable(api, kernel_id)
+                # From the cell's start until the notebook answers again.
+                run.seconds_to_usable = run.wall_seconds + time.monotonic() - returned
+                if sock is None:
+                    run.outcome = "dead"
+                    run.kernel_statuses.append(state)
+            cells.append(run)
+            cell.outputs = [nbformat.from_dict(o) for o in run.outputs]
+            cell.metadata.setdefault("hubprobe", {}).update(run.metadata())
+            _judge(run, tags, failures)
+            stop = run.outcome in STOPPING and not (run.outcome == "error" and RAISES in tags)
+        alive = server.alive()
+        if sock is not None:
+            sock.close()
+    figures = _aggregate(cells, alive)
+    for c in cells:
+        figures.update(c.figures)
+    return NotebookRun(
+        path=path,
+        cells=cells,
+        failures=failures,
+        figures=figures,
+        versions=_versions(info, server.version),
+        backend=backend.name,
+        profile=profile.name,
+        wall_seconds=time.monotonic() - started,
+        startup_seconds=startup,
+        notebook=nb,
+    )
+
+
+def _judge(run: CellRun, tags: set[str], failures: list[str]) -> None:
+    killed = run.outcome in ("killed", "dead", "server-died")
+    where = f"cell {run.index}"
+    if EXPECT_KILL in tags and not killed:
+        failures.append(
+            f"{where} is tagged {EXPECT_KILL} but the kernel was not killed ({run.outcome})"
+        )
+    elif killed and EXPECT_KILL not in tags:
+        failures.append(
+            f"{where}: the kernel was killed unexpectedly ({', '.join(run.kernel_statuses)})"
+        )
+    elif run.outcome == "error" and RAISES not in tags:
+        failures.append(f"{where} raised {run.error_name}")
+    elif run.outcome == "timeout":
+        failures.append(f"{where} timed out after {run.wall_seconds:.0f} s")

@@ -1,0 +1,335 @@
+"""cgroup v2 backend: root, a v2 hierarchy that offers the memory and cpu controllers.
+
+The sandbox is one v2 cgroup with ``memory.max``, ``memory.swap.max=0`` and
+``cpu.max`` (and ``memory.oom.group=1`` for profiles that model Kubernetes >=
+1.28), entered through the same cgroup + mount namespace bootstrap as the v1
+backend, so that inside, ``/sys/fs/cgroup/memory.max`` and ``cpu.max`` are the
+sandbox's own.
+
+Where the sandbox goes follows cgroup v2's "no internal processes" rule: a
+cgroup that holds processes cannot hand controllers to child cgroups (the
+hierarchy's root is exempt). So it is made under our own cgroup when that is
+the root (or holds no process), else beside our own cgroup, under a parent
+that already hands out memory and cpu -- the shape of a delegated subtree,
+where processes sit in leaves. The decisions are small functions over paths,
+so fixture trees test them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from hubprobe import cgroupfs
+from hubprobe.cgroupfs import CgroupMount, CpuReading, MemoryReading
+from hubprobe.sandbox import home, namespace
+from hubprobe.sandbox.base import (
+    Availability,
+    Backend,
+    Fidelity,
+    Limits,
+    Reading,
+    Sandbox,
+    SandboxError,
+)
+from hubprobe.sandbox.cgroup1 import kill_cgroup, remove_cgroup
+
+__all__ = [
+    "CPU_PERIOD_US",
+    "Cgroup2Backend",
+    "Cgroup2Sandbox",
+    "NotUsable",
+    "Place",
+    "choose_parent",
+    "find_own_group",
+    "find_place",
+    "first_line",
+    "namespace_tools_missing",
+    "reading_from",
+    "run_tool",
+    "write_limits",
+]
+
+CPU_PERIOD_US = 100_000
+NEEDED = ("memory", "cpu")
+_PROC = Path("/proc")
+_LOOP_CONTROL = Path("/dev/loop-control")
+_NAMESPACE_TOOLS = ("unshare", "mount", "umount", "mkfs.ext4", "losetup")
+
+
+class NotUsable(SandboxError):
+    """Why a backend cannot work here, and what to do; ``check()`` reports it."""
+
+    def __init__(self, reason: str, fix: str) -> None:
+        super().__init__(f"{reason}; {fix}")
+        self.reason = reason
+        self.fix = fix
+
+    def availability(self, backend: str) -> Availability:
+        return Availability(backend, False, self.reason, self.fix)
+
+
+@dataclasses.dataclass(frozen=True)
+class Place:
+    """Where sandboxes go: under ``parent``, after enabling ``enable`` there."""
+
+    mount: CgroupMount
+    parent: Path
+    enable: tuple[str, ...]
+
+
+def run_tool(argv: Sequence[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run a helper command (systemctl, docker, losetup); missing or hung reads as failed."""
+    try:
+        return subprocess.run(
+            list(argv), capture_output=True, text=True, check=False, timeout=timeout
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return subprocess.CompletedProcess(list(argv), 127, "", str(exc))
+
+
+def first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _words(path: Path) -> set[str]:
+    try:
+        return set(path.read_text().split())
+    except FileNotFoundError:
+        return set()
+
+
+def find_own_group(
+    mounts: Sequence[CgroupMount], own: Mapping[str, str]
+) -> tuple[CgroupMount, Path]:
+    """The v2 mount and our own cgroup's directory in it ("0::/path" in /proc/self/cgroup)."""
+    v2 = [m for m in mounts if m.version == 2]
+    if not v2:
+        raise NotUsable(
+            "no cgroup v2 hierarchy is mounted", "on a cgroup v1 machine use the cgroup1 backend"
+        )
+    path = own.get("")
+    if path is None:
+        raise NotUsable(
+            "this process is in no cgroup v2 group (/proc/self/cgroup has no 0:: line)",
+            "use the cgroup1 backend",
+        )
+    for mount in v2:
+        group = mount.mountpoint / path.lstrip("/")
+        if group.is_dir():
+            return mount, group
+    # A container without its own cgroup namespace shows the host's path in
+    # /proc/self/cgroup, while the mount's root is our cgroup.
+    return v2[0], v2[0].mountpoint
+
+
+def choose_parent(own: Path, top: Path) -> tuple[Path, tuple[str, ...]]:
+    """The cgroup to make sandboxes under, and the controllers to enable in it.
+
+    ``own`` is our cgroup, ``top`` the root of the mounted hierarchy as we see it.
+    """
+    missing = [c for c in NEEDED if c not in _words(own / "cgroup.controllers")]
+    if missing:
+        raise NotUsable(
+            f"the cgroup v2 hierarchy offers no {' or '.join(missing)} controller at {own}"
+            " (on a hybrid machine they belong to the cgroup v1 hierarchies)",
+            "use the cgroup1 backend, or boot with systemd.unified_cgroup_hierarchy=1",
+        )
+    enable = tuple(c for c in NEEDED if c not in _words(own / "cgroup.subtree_control"))
+    # The hierarchy's root has no cgroup.type and may hold processes and children alike.
+    is_root = not (own / "cgroup.type").exists()
+    if not enable or is_root or not cgroupfs.pids_in(own):
+        parent = own
+    elif own != top:
+        # Our cgroup got memory and cpu from its parent's subtree_control, so
+        # that parent hands them out and holds no process: go beside ourselves.
+        parent, enable = own.parent, ()
+    else:
+        pids = cgroupfs.pids_in(own)
+        raise NotUsable(
+            f"our cgroup {own} holds processes ({len(pids)}, ours among them) and does not"
+            f" enable {' and '.join(enable)} for child cgroups; cgroup v2 forbids that"
+            " ('no internal processes' rule), so no sandbox cgroup can get limits here",
+            f"as root, move every process of {own} into a leaf first (mkdir {own}/init; write"
+            f" each pid of {own}/cgroup.procs to {own}/init/cgroup.procs), then run"
+            f" `echo '+memory +cpu' > {own}/cgroup.subtree_control` and start hubprobe from"
+            " that leaf; or use the cgroup1 or docker backend",
+        )
+    if not os.access(parent, os.W_OK) or (
+        enable and not os.access(parent / "cgroup.subtree_control", os.W_OK)
+    ):
+        raise NotUsable(
+            f"{parent} is not writable here (a read-only cgroup mount, or not delegated to us)",
+            "run as root with a writable cgroup2 mount (in a container: --privileged with its"
+            " own cgroup namespace), or use the cgroup1 or docker backend",
+        )
+    return parent, enable
+
+
+def find_place(proc: Path = _PROC) -> Place:
+    mounts = cgroupfs.cgroup_mounts(proc)
+    mount, own = find_own_group(mounts, cgroupfs.own_cgroups(proc))
+    parent, enable = choose_parent(own, mount.mountpoint)
+    return Place(mount, parent, enable)
+
+
+def namespace_tools_missing(
+    tools: Sequence[str] = _NAMESPACE_TOOLS, loop_control: Path = _LOOP_CONTROL
+) -> NotUsable | None:
+    """What the namespace bootstrap and the loop-mounted home need from the machine."""
+    absent = [t for t in tools if shutil.which(t) is None]
+    if absent:
+        return NotUsable(
+            f"commands not found: {', '.join(absent)}",
+            "install them: apt-get install -y util-linux mount e2fsprogs",
+        )
+    if not loop_control.exists():
+        return NotUsable(
+            f"{loop_control} is missing, so the home image cannot be loop-mounted",
+            "modprobe loop, or run the container --privileged",
+        )
+    return None
+
+
+def write_limits(group: Path, limits: Limits) -> None:
+    """The profile's limits as cgroup v2 files in ``group``."""
+    (group / "memory.max").write_text(str(limits.memory_bytes))
+    # Present only where the kernel accounts swap; without it there is no swap to limit.
+    if (group / "memory.swap.max").exists():
+        (group / "memory.swap.max").write_text("0")
+    quota = max(1000, round(limits.cpu * CPU_PERIOD_US))  # the kernel's minimum is 1 ms
+    (group / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
+    if limits.oom_group:
+        (group / "memory.oom.group").write_text("1")
+
+
+def reading_from(mem: MemoryReading, cpu: CpuReading, peak_seen: int = 0) -> Reading:
+    """A :class:`Reading` from cgroupfs readings (wall time is filled in by the sandbox).
+
+    ``peak_seen`` stands in for the peak where the kernel keeps none (v2
+    before Linux 5.19): the largest usage read so far, a lower bound.
+    """
+    return Reading(
+        memory_bytes=mem.usage_bytes,
+        peak_memory_bytes=mem.peak_bytes if mem.peak_bytes is not None else peak_seen,
+        memory_limit_bytes=mem.limit_bytes,
+        oom_kills=mem.oom_kills,
+        cpu_seconds=cpu.usage_seconds or 0.0,
+        throttled_seconds=cpu.throttled_seconds or 0.0,
+        wall_seconds=0.0,
+    )
+
+
+class Cgroup2Backend(Backend):
+    name = "cgroup2"
+    summary = "root; one v2 cgroup (memory.max, swap 0, cpu.max), cgroup + mount namespace"
+    fidelity = Fidelity()
+
+    def __init__(self, proc: Path = _PROC) -> None:
+        self._proc = proc
+
+    def check(self) -> Availability:
+        if os.geteuid() != 0:
+            return Availability(
+                self.name,
+                False,
+                "the cgroup + mount namespace and the loop-mounted home need root",
+                "run hubprobe as root (sudo), or use the systemd, docker or podman backend",
+            )
+        try:
+            place = find_place(self._proc)
+        except NotUsable as exc:
+            return exc.availability(self.name)
+        problem = namespace_tools_missing()
+        if problem is not None:
+            return problem.availability(self.name)
+        todo = f"; will enable {' and '.join(place.enable)} there" if place.enable else ""
+        return Availability(self.name, True, f"cgroup v2 sandboxes under {place.parent}{todo}")
+
+    def create(self, limits: Limits, *, workdir: Path | None = None) -> Cgroup2Sandbox:
+        return Cgroup2Sandbox(limits, find_place(self._proc), workdir=workdir)
+
+
+class Cgroup2Sandbox(Sandbox):
+    backend = "cgroup2"
+
+    def __init__(self, limits: Limits, place: Place, *, workdir: Path | None = None) -> None:
+        super().__init__(limits)
+        name = f"hubprobe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._mount = place.mount
+        self._workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir))
+        self._image = self._workdir / "home.img"
+        self._home = self._workdir / "home"
+        self._group: Path | None = None
+        self._peak_seen = 0
+        try:
+            if place.enable:
+                _enable(place.parent, place.enable)
+            group = place.parent / name
+            group.mkdir()
+            self._group = group
+            write_limits(group, limits)
+            self._home.mkdir()
+            home.make_image(self._image, limits.storage_bytes)
+        except BaseException:
+            self._teardown()
+            raise
+
+    @property
+    def home(self) -> str:
+        return str(self._home)
+
+    @property
+    def group(self) -> Path:
+        if self._group is None:
+            raise SandboxError("this sandbox's cgroup is gone")
+        return self._group
+
+    def _popen(
+        self, argv: Sequence[str], env: dict[str, str], cwd: str | None, **kwargs: object
+    ) -> subprocess.Popen[bytes]:
+        procs = [self.group / "cgroup.procs"]
+        env.update(namespace.bootstrap_env(procs, [self._mount], self._image, cwd or self.home))
+        # A new session: a Ctrl-C in the terminal reaches hubprobe, which tears down in order.
+        return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
+            namespace.bootstrap_argv(argv), env=env, start_new_session=True, **kwargs
+        )
+
+    def _read(self) -> Reading:
+        mem = cgroupfs.read_memory_v2(self.group)
+        self._peak_seen = max(self._peak_seen, mem.usage_bytes)
+        return reading_from(mem, cgroupfs.read_cpu_v2(self.group), self._peak_seen)
+
+    def _teardown(self) -> None:
+        group = self._group
+        if group is not None:
+            # cgroup.kill (Linux >= 5.14) kills the whole tree at once, forks included;
+            # kill_cgroup then waits for it to empty (and is the fallback without it).
+            if (group / "cgroup.kill").exists():
+                (group / "cgroup.kill").write_text("1")
+            kill_cgroup(group)
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if group is not None:
+            remove_cgroup(group)
+            self._group = None
+        # Controllers enabled in the parent stay enabled: other sandboxes may use them.
+        home.release(self._workdir, self._image)
+
+
+def _enable(parent: Path, controllers: Sequence[str]) -> None:
+    try:
+        (parent / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in controllers))
+    except OSError as exc:
+        msg = (
+            f"cannot enable {', '.join(controllers)} in {parent}/cgroup.subtree_control:"
+            f" {exc.strerror}; see `hubprobe doctor`"
+        )
+        raise SandboxError(msg) from exc

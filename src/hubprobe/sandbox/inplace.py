@@ -1,0 +1,270 @@
+"""inplace backend: measure the limits we already live under (a terminal on a hub).
+
+Nothing is created: the command runs as a plain child, and readings come from
+this process's own cgroup (v1 or v2) -- the user server's container, with the
+server, its kernels and hubprobe itself in it, which is what the hub's limit
+applies to. It only makes sense where that cgroup has a memory limit, and only
+for the profile whose limit it is.
+
+The cgroup-locating helpers here also serve backends that read a cgroup they
+did not make (the container backends read their container's from the host).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from hubprobe import cgroupfs
+from hubprobe.cgroupfs import CgroupMount, CpuReading
+from hubprobe.sandbox.base import (
+    Availability,
+    Backend,
+    Fidelity,
+    Limits,
+    Reading,
+    Sandbox,
+    SandboxError,
+)
+from hubprobe.sandbox.cgroup2 import NotUsable, reading_from
+from hubprobe.units import format_bytes
+
+__all__ = [
+    "LIMIT_TOLERANCE",
+    "InplaceBackend",
+    "InplaceSandbox",
+    "ProcessGroups",
+    "effective_memory_limit",
+    "locate",
+    "read_groups",
+]
+
+#: How far the session's memory limit may be from the profile's (a fraction).
+LIMIT_TOLERANCE = 0.01
+_PROC = Path("/proc")
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessGroups:
+    """The cgroup directories one process is charged to."""
+
+    version: int
+    memory: Path
+    cpu: Path | None  # v1: the cpu hierarchy's group; v2: same as memory
+    cpuacct: Path | None
+    top: Path  # the memory hierarchy's mountpoint: where limits stop being ours
+
+
+def _v1(mounts: Sequence[CgroupMount], controller: str) -> CgroupMount | None:
+    return next((m for m in mounts if m.version == 1 and controller in m.controllers), None)
+
+
+def _dir(mount: CgroupMount, path: str, strict: bool) -> Path:
+    group = mount.mountpoint / path.lstrip("/")
+    if group.is_dir():
+        return group
+    if strict:
+        msg = f"cgroup {path} is not under {mount.mountpoint} here; is the engine on this host?"
+        raise SandboxError(msg)
+    # In a container without its own cgroup namespace, /proc/self/cgroup names
+    # the host's path while the mount's root is our own cgroup.
+    return mount.mountpoint
+
+
+def locate(
+    own: Mapping[str, str], mounts: Sequence[CgroupMount], *, strict: bool = False
+) -> ProcessGroups:
+    """Where a process's memory and cpu are accounted: v1 if memory is there, else v2.
+
+    ``own`` is a parsed ``/proc/<pid>/cgroup``. ``strict``: the paths must
+    exist as named (reading another process's cgroup, no fallback to a root).
+    """
+    memory = _v1(mounts, "memory")
+    if memory is not None and "memory" in own:
+        cpu, acct = _v1(mounts, "cpu"), _v1(mounts, "cpuacct")
+        return ProcessGroups(
+            version=1,
+            memory=_dir(memory, own["memory"], strict),
+            cpu=_dir(cpu, own.get("cpu", "/"), strict) if cpu else None,
+            cpuacct=_dir(acct, own.get("cpuacct", "/"), strict) if acct else None,
+            top=memory.mountpoint,
+        )
+    v2 = next((m for m in mounts if m.version == 2), None)
+    if v2 is None or "" not in own:
+        raise NotUsable(
+            "this process is in no memory cgroup (neither v1 nor v2)",
+            "use inplace only where the session runs in a limited container",
+        )
+    group = _dir(v2, own[""], strict)
+    return ProcessGroups(version=2, memory=group, cpu=group, cpuacct=None, top=v2.mountpoint)
+
+
+def effective_memory_limit(groups: ProcessGroups) -> int | None:
+    """The tightest memory limit over the group and its ancestors that we can see."""
+    if groups.version == 1:
+        # v1 works the ancestors' limits out for us.
+        stat = cgroupfs.read_keyed(groups.memory / "memory.stat")
+        hier = stat.get("hierarchical_memory_limit")
+        if hier is not None:
+            return None if hier >= cgroupfs.UNLIMITED else hier
+        return cgroupfs.read_memory_v1(groups.memory).limit_bytes
+    limits = []
+    group = groups.memory
+    while True:
+        text = (group / "memory.max").read_text().strip() if (group / "memory.max").exists() else ""
+        if text.isdigit():
+            limits.append(int(text))
+        if group in (groups.top, group.parent):
+            break
+        group = group.parent
+    return min(limits, default=None)
+
+
+def read_groups(groups: ProcessGroups, peak_seen: int = 0) -> Reading:
+    if groups.version == 1:
+        mem = cgroupfs.read_memory_v1(groups.memory)
+        cpu = (
+            cgroupfs.read_cpu_v1(groups.cpu, groups.cpuacct)
+            if groups.cpu is not None
+            else CpuReading(None, None, None)
+        )
+    else:
+        mem = cgroupfs.read_memory_v2(groups.memory)
+        cpu = cgroupfs.read_cpu_v2(groups.memory)
+    reading = reading_from(mem, cpu, max(peak_seen, mem.usage_bytes))
+    return dataclasses.replace(reading, memory_limit_bytes=effective_memory_limit(groups))
+
+
+def _no_limit(groups: ProcessGroups) -> NotUsable:
+    return NotUsable(
+        f"this session's memory cgroup ({groups.memory}) has no memory limit to measure",
+        "use inplace only in a terminal on a hub (a limited container); elsewhere let"
+        " hubprobe pick a backend that sets limits",
+    )
+
+
+class InplaceBackend(Backend):
+    name = "inplace"
+    summary = "already in a limited container (a hub terminal): measure, do not create"
+    # Inside a hub's container the cgroup view and the home are the hub's own,
+    # but hubprobe sets no limit: it can only check that they match the profile.
+    fidelity = Fidelity(enforces_limits=False)
+
+    def __init__(self, proc: Path = _PROC) -> None:
+        self._proc = proc
+
+    def _groups(self) -> ProcessGroups:
+        return locate(cgroupfs.own_cgroups(self._proc), cgroupfs.cgroup_mounts(self._proc))
+
+    def check(self) -> Availability:
+        try:
+            groups = self._groups()
+            limit = effective_memory_limit(groups)
+            if limit is None:
+                raise _no_limit(groups)
+        except NotUsable as exc:
+            return exc.availability(self.name)
+        return Availability(
+            self.name,
+            True,
+            f"this session's cgroup {groups.memory} has a {format_bytes(limit)} memory limit",
+        )
+
+    def create(self, limits: Limits, *, workdir: Path | None = None) -> InplaceSandbox:
+        del workdir  # nothing is made: the session's own home is used
+        groups = self._groups()
+        actual = effective_memory_limit(groups)
+        if actual is None:
+            raise _no_limit(groups)
+        wanted = limits.memory_bytes
+        if abs(actual - wanted) > LIMIT_TOLERANCE * wanted:
+            msg = (
+                f"this session's memory limit is {actual} bytes ({format_bytes(actual)}) but the"
+                f" profile's is {wanted} bytes ({format_bytes(wanted)}); pick the profile that"
+                " matches this hub (`hubprobe profiles`) or run elsewhere"
+            )
+            raise SandboxError(msg)
+        return InplaceSandbox(limits, groups)
+
+
+def _process_table(proc: Path) -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, process group) for every process we can see."""
+    table: dict[int, tuple[int, int]] = {}
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        # After the command name in parentheses: state, ppid, pgrp, ...
+        state_ppid_pgrp = text[text.rindex(")") + 2 :].split()[:3]
+        table[int(stat.parent.name)] = (int(state_ppid_pgrp[1]), int(state_ppid_pgrp[2]))
+    return table
+
+
+def _tree(root: int, table: Mapping[int, tuple[int, int]]) -> list[int]:
+    """``root`` and every descendant of it."""
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += [child for child, (parent, _) in table.items() if parent == pid]
+    return out
+
+
+def _sigkill(pid: int, *, group: bool = False) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        (os.killpg if group else os.kill)(pid, signal.SIGKILL)
+
+
+class InplaceSandbox(Sandbox):
+    backend = "inplace"
+
+    def __init__(self, limits: Limits, groups: ProcessGroups) -> None:
+        super().__init__(limits)
+        self._groups = groups
+        self._peak_seen = 0
+
+    @property
+    def home(self) -> str:
+        return os.environ.get("HOME") or str(Path.home())
+
+    def _popen(
+        self, argv: Sequence[str], env: dict[str, str], cwd: str | None, **kwargs: object
+    ) -> subprocess.Popen[bytes]:
+        # Its own session and process group: teardown can then kill exactly what it started.
+        return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
+            list(argv), env=env, cwd=cwd, start_new_session=True, **kwargs
+        )
+
+    def _read(self) -> Reading:
+        reading = read_groups(self._groups, self._peak_seen)
+        self._peak_seen = reading.peak_memory_bytes
+        return reading
+
+    def _teardown(self) -> None:
+        """Kill the child's process group and its descendants -- nothing else in the session."""
+        child = self.process
+        if child is None:
+            return
+        pgid = child.pid  # start_new_session: the child leads its own group
+        # The real process table, whichever /proc the cgroups were read from.
+        table = _process_table(_PROC)
+        if child.returncode is None:
+            # Not reaped yet, so neither its pid nor its group id can be reused:
+            # signalling them is safe. Descendants are included because
+            # jupyter_client starts kernels in sessions of their own.
+            for pid in _tree(child.pid, table):
+                _sigkill(pid)
+            _sigkill(pgid, group=True)
+            child.wait()
+            return
+        # Reaped: the group id stays reserved only while members of the group
+        # live; a process *leading* a group with that id is someone else's.
+        members = [pid for pid, (_, group) in table.items() if group == pgid]
+        if members and pgid not in members:
+            _sigkill(pgid, group=True)
