@@ -119,6 +119,7 @@ def execute_cell(
         if msg is None:
             if not server_alive():
                 run.outcome = "server-died"
+                run.kernel_statuses.append("connection-lost")
                 break
             continue
         kind = msg.get("msg_type", "")
@@ -139,7 +140,12 @@ def execute_cell(
         elif kind == "execute_reply":
             replied = True
         elif kind in OUTPUT_TYPES:
-            run.outputs.append(_to_output(kind, content))
+            output = _to_output(kind, content)
+            last = run.outputs[-1] if run.outputs else None
+            if kind == "stream" and last and last.get("name") == output["name"]:
+                last["text"] += output["text"]  # as a notebook shows consecutive prints
+            else:
+                run.outputs.append(output)
             if kind == "error":
                 run.outcome = "error"
                 run.error_name = content.get("ename")

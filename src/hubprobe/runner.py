@@ -43,6 +43,8 @@ class NotebookRun:
     versions: dict[str, str]
     backend: str
     profile: str
+    #: The profile the probe really ran under (a notebook may override fields).
+    effective_profile: Profile
     wall_seconds: float
     startup_seconds: float
     notebook: nbformat.NotebookNode
@@ -170,6 +172,7 @@ def run_notebook(
         versions=_versions(info, server.version),
         backend=backend.name,
         profile=profile.name,
+        effective_profile=profile,
         wall_seconds=time.monotonic() - started,
         startup_seconds=startup,
         notebook=nb,

@@ -48,7 +48,9 @@ def run_suite(
         say(f"[{n}/{len(probes)}] {probe}: running in a {backend.name} sandbox ({profile.name})")
         run = run_notebook(path, profile, backend)
         mine = [c for c in claims if c.probe == probe]
-        verdicts: list[Verdict] = [evaluate(c, run.figures, profile, run.failures) for c in mine]
+        verdicts: list[Verdict] = [
+            evaluate(c, run.figures, run.effective_profile, run.failures) for c in mine
+        ]
         record_run(data, run, verdicts, list(claims))
         runs.append(run)
         if save_notebooks:

@@ -82,8 +82,9 @@ def test_cpu_quota_caps_two_busy_processes(backend: Backend) -> None:
         result = run_command(sb, ["sh", "-c", f"{busy} & {busy} & wait"], timeout=60)
     r = result.reading
     assert result.exit_code == 0
-    assert r.cpu_seconds / r.wall_seconds <= 1.1, r
-    assert r.throttled_seconds > 0.5, r
+    # At most the quota; and close to it, so the test cannot pass by doing nothing.
+    assert 0.8 <= r.cpu_seconds / r.wall_seconds <= 1.1, r
+    assert r.throttled_seconds > 0, r
 
 
 def test_storage_full_gives_enospc(backend: Backend) -> None:

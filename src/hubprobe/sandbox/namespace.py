@@ -37,7 +37,10 @@ echo "$HUBPROBE_SB_REMOUNT" | while read -r kind opts point; do
   if [ "$kind" = 2 ]; then mount -t cgroup2 -o ro cgroup2 "$point";
   else mount -t cgroup -o "ro,$opts" cgroup "$point"; fi
 done
-if [ -n "$HUBPROBE_SB_IMAGE" ]; then mount -o loop,nosuid,nodev "$HUBPROBE_SB_IMAGE" "$HOME"; fi
+if [ -n "$HUBPROBE_SB_IMAGE" ]; then
+  mount -o loop,nosuid,nodev "$HUBPROBE_SB_IMAGE" "$HOME"
+  rmdir "$HOME/lost+found" 2>/dev/null || true  # a hub's home has none
+fi
 cd "$HUBPROBE_SB_CWD"
 unset HUBPROBE_SB_PROCS HUBPROBE_SB_INNER HUBPROBE_SB_REMOUNT HUBPROBE_SB_IMAGE HUBPROBE_SB_CWD
 exec setpriv --bounding-set -sys_admin,-sys_resource -- "$@"

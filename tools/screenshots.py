@@ -1,0 +1,104 @@
+"""Take the guide's real screenshots with headless Debian Chromium.
+
+- docs/assets/screenshots/memory-indicator.png: JupyterLab's status bar with
+  jupyter-resource-usage, in the sandbox under the profile's memory limit,
+  with a notebook holding some memory.
+- docs/assets/screenshots/home.png and claim.png: the built site (run
+  `mkdocs build` first), for the README.
+
+Run by `nox -s screenshots`; needs root (the sandbox) and /usr/bin/chromium.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hubprobe.browser import chromium, missing, serve_dir
+from hubprobe.profiles import DEFAULT_PROFILE, load_profile
+from hubprobe.sandbox import Limits, choose_backend
+from hubprobe.server import JupyterServer
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "assets" / "screenshots"
+
+
+def memory_indicator(browser: object, profile_name: str) -> None:
+    profile = load_profile(profile_name)
+    with (
+        tempfile.TemporaryDirectory(prefix="hubprobe-shots-") as logdir,
+        choose_backend().create(Limits.from_profile(profile)) as sandbox,
+    ):
+        server = JupyterServer(sandbox, Path(logdir) / "server.log")
+        api = server.start()
+        nb = {
+            "cells": [],
+            "metadata": {
+                "kernelspec": {
+                    "name": "python3",
+                    "display_name": "Python 3 (ipykernel)",
+                    "language": "python",
+                }
+            },
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+        api.save_notebook("homework.ipynb", nb)
+        page = browser.new_page(viewport={"width": 1100, "height": 560})  # type: ignore[attr-defined]
+        page.goto(f"{server.url}/lab/tree/homework.ipynb?token={server.token}")
+        page.wait_for_selector(".jp-Notebook", timeout=60_000)
+        time.sleep(3)  # let the kernel start before typing
+        cell = page.locator(".jp-Cell .cm-content").first
+        cell.click()
+        page.keyboard.type("import numpy as np\ndata = np.ones(600 * 2**20 // 8)  # 600 MiB")
+        page.keyboard.press("Shift+Enter")
+        try:
+            page.wait_for_selector("text=/Mem: /", timeout=30_000)
+        finally:
+            page.screenshot(path=str(OUT / "memory-indicator.png"))
+        time.sleep(6)  # the indicator polls every 5 s
+        news = page.get_by_role("button", name="No")
+        if news.count():
+            news.first.click()  # JupyterLab's "notify about news?" toast covers the corner
+        page.screenshot(path=str(OUT / "memory-indicator.png"))
+        text = page.locator("text=/Mem: /").first.inner_text()
+        print(f"memory-indicator.png: status bar shows {text!r}")
+        page.close()
+
+
+def site_pages(browser: object) -> None:
+    site = ROOT / "site"
+    if not (site / "index.html").exists():
+        sys.exit("no built site: run `mkdocs build` first")
+    with serve_dir(site) as base:
+        page = browser.new_page(viewport={"width": 1200, "height": 800})  # type: ignore[attr-defined]
+        page.goto(base)
+        page.screenshot(path=str(OUT / "home.png"))
+        page.goto(f"{base}explanation/silent-oom-kill/")
+        badge = page.locator(".hp-badge").first
+        badge.scroll_into_view_if_needed()
+        para = badge.locator("xpath=..")
+        para.screenshot(path=str(OUT / "claim.png"))
+        print("home.png, claim.png: taken from the built site")
+        page.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profile", default=DEFAULT_PROFILE)
+    args = parser.parse_args()
+    why = missing()
+    if why:
+        sys.exit(f"screenshots: {why}")
+    OUT.mkdir(parents=True, exist_ok=True)
+    with chromium() as browser:
+        memory_indicator(browser, args.profile)
+        site_pages(browser)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
