@@ -71,7 +71,8 @@ def screenshots(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Figures: sandbox set-up/teardown and overhead; probe-suite wall times."""
-    session.install("-e", ".[probes]")
+    """Figures: sandbox overhead, probe-suite wall times, site build time."""
+    session.install("-e", ".[probes,docs]")
     session.run("python", "bench/sandbox_bench.py")
     session.run("python", "bench/probes_bench.py")
+    session.run("python", "bench/site_bench.py")

@@ -103,3 +103,25 @@ def test_cell_timeout(tmp_path: Path, small: Profile, backend: Backend) -> None:
     assert [c.outcome for c in run.cells] == ["timeout", "not-run"]
     assert run.failures[0].startswith("cell 1 timed out")
     assert run.cells[0].wall_seconds < 10
+
+
+def test_home_files_and_kernel_extensions(tmp_path: Path, small: Profile, backend: Backend) -> None:
+    data = tmp_path / "course"
+    data.mkdir()
+    (data / "grades.csv").write_text("a,b\n1,2\n")
+    path = notebook(
+        tmp_path,
+        code(
+            "import os\nfrom hubprobe.probe import record\n"
+            "record(csv=open('grades.csv').read(), cwd_is_home=os.getcwd() == os.environ['HOME'],"
+            " extensions=sorted(get_ipython().extension_manager.loaded))"
+        ),
+    )
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["hubprobe"] = {"ipython_extensions": ["autoreload"]}
+    nbformat.write(nb, path)
+    run = run_notebook(path, small, backend, home_files=data)
+    assert run.failures == []
+    assert run.figures["csv"] == "a,b\n1,2\n"
+    assert run.figures["cwd_is_home"] is True
+    assert "IPython.extensions.autoreload" in run.figures["extensions"]

@@ -46,16 +46,27 @@ def on_config(config: Any) -> Any:
 
 
 def on_files(files: Any, config: Any) -> Any:
-    pages: dict[str, str] = {}
-    # The home page only summarises: a claim's page is where it is explained.
-    docs = sorted(
-        (f for f in files.documentation_pages() if f.src_path.endswith(".md")),
-        key=lambda f: f.src_path == "index.md",
-    )
-    for f in docs:
+    # A claim's page (for the claims index and the probe pages) is where it is
+    # explained: the page that uses it and its figures most; the home page,
+    # which only summarises, comes last.
+    score: dict[str, dict[str, tuple[int, bool]]] = {}
+    for f in files.documentation_pages():
+        if not f.src_path.endswith(".md"):
+            continue
         for m in SHORTCODE.finditer(Path(f.abs_src_path).read_text()):
-            if m.group(1) == "claim":
-                pages.setdefault(m.group(2), f.url)
+            if m.group(1) in ("claim", "figure"):
+                claim_id = m.group(2).split(".")[0]
+                uses, _ = score.setdefault(claim_id, {}).get(f.url, (0, False))
+                claimed = m.group(1) == "claim" or score[claim_id].get(f.url, (0, False))[1]
+                score[claim_id][f.url] = (uses + 1, claimed)
+    pages = {
+        claim_id: max(
+            (url for url, (_, claimed) in by_url.items() if claimed),
+            key=lambda url: (url != "", by_url[url][0], [-ord(c) for c in url]),
+        )
+        for claim_id, by_url in score.items()
+        if any(claimed for _, claimed in by_url.values())
+    }
     _state["claim_pages"] = pages
     drawn = {}
     for name, (_builder, alt) in CHARTS.items():
@@ -104,7 +115,24 @@ _CDN_SCRIPT = re.compile(
 )
 
 
+_ARTICLE = '<article class="md-content__inner md-typeset">'
+
+
 def on_post_page(output: str, page: Any, config: Any) -> str:
-    if page.file.src_path.endswith(".ipynb"):
-        return _CDN_SCRIPT.sub("", output)
-    return output
+    if not page.file.src_path.endswith(".ipynb"):
+        return output
+    output = _CDN_SCRIPT.sub("", output)
+    # Material no longer shows mkdocs-jupyter's download button: add ours, and
+    # the claims this probe verifies, linked to where the guide makes them.
+    probe = Path(page.file.src_path).stem
+    up = "../" * page.url.count("/")
+    links = [
+        f'<a href="{up}{_state["claim_pages"][c.id]}#{c.id}"><code>{c.id}</code></a>'
+        for c in _state["claims"].values()
+        if c.probe == probe and c.id in _state["claim_pages"]
+    ]
+    header = (
+        f'<p class="hp-probe-header"><a href="{probe}.ipynb" download>Download this probe '
+        f"notebook</a>. It verifies: {', '.join(links) or 'no claim yet'}.</p>"
+    )
+    return output.replace(_ARTICLE, _ARTICLE + header, 1)

@@ -13,6 +13,7 @@ import hashlib
 import importlib.metadata
 import os
 import platform
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -109,8 +110,14 @@ def run_notebook(
     *,
     cell_timeout: float = 120.0,
     progress: Callable[[str], None] | None = None,
+    home_files: Path | None = None,
 ) -> NotebookRun:
-    """Execute ``path`` under ``profile``'s limits; the notebook on disk is not changed."""
+    """Execute ``path`` under ``profile``'s limits; the notebook on disk is not changed.
+
+    ``home_files``: a folder copied into the private home first (the files an
+    assignment reads). Notebook metadata ``hubprobe.ipython_extensions`` lists
+    IPython extensions every kernel loads, as a hub's image would configure.
+    """
     nb = nbformat.read(path, as_version=4)
     meta = nb.metadata.get("hubprobe", {})
     if meta.get("profile"):
@@ -125,7 +132,8 @@ def run_notebook(
         tempfile.TemporaryDirectory(prefix=f"hubprobe-{os.getpid()}-run-") as logdir,
         backend.create(Limits.from_profile(profile)) as sandbox,
     ):
-        server = JupyterServer(sandbox, Path(logdir) / "server.log", env=unset)
+        seed = _seed_home(Path(logdir) / "home", home_files, meta.get("ipython_extensions", []))
+        server = JupyterServer(sandbox, Path(logdir) / "server.log", env=unset, seed=seed)
         api = server.start()
         kernel_id = api.start_kernel()
         sock: KernelSocket | None = api.connect(kernel_id)
@@ -177,6 +185,19 @@ def run_notebook(
         startup_seconds=startup,
         notebook=nb,
     )
+
+
+def _seed_home(seed: Path, files: Path | None, extensions: list[str]) -> Path | None:
+    """What to copy into the private home before the server starts, if anything."""
+    if files is None and not extensions:
+        return None
+    if files is not None:
+        shutil.copytree(files, seed, symlinks=True)
+    if extensions:
+        config = seed / ".ipython" / "profile_default" / "ipython_kernel_config.py"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(f"c.InteractiveShellApp.extensions = {list(extensions)!r}\n")
+    return seed
 
 
 def _judge(run: CellRun, tags: set[str], failures: list[str]) -> None:

@@ -42,8 +42,12 @@ class JupyterServer:
         *,
         python: str = sys.executable,
         env: Mapping[str, str | None] | None = None,
+        seed: Path | None = None,
     ) -> None:
         self.sandbox = sandbox
+        #: A folder whose contents are copied into the private home before the
+        #: server starts (the home exists only inside the sandbox's namespace).
+        self.seed = seed
         self.log_path = log_path
         self.python = python
         self.extra_env = dict(env or {})
@@ -73,6 +77,10 @@ class JupyterServer:
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
         }
+        if self.seed is not None:
+            # `exec` keeps the pid: the server stays the sandbox's one process tree.
+            copy = 'cp -a "$1"/. "$HOME"/ && shift && exec "$@"'
+            argv = ["/bin/sh", "-c", copy, "seed", str(self.seed), *argv]
         log = self.log_path.open("wb")
         proc = self.sandbox.spawn(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
