@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar, Self
 
 if TYPE_CHECKING:
+    from hubprobe.cgroupfs import CpuReading, MemoryReading
     from hubprobe.profiles import Profile
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "Reading",
     "Sandbox",
     "SandboxError",
+    "reading_from",
 ]
 
 
@@ -71,6 +73,23 @@ class Reading:
     cpu_seconds: float
     throttled_seconds: float
     wall_seconds: float
+
+
+def reading_from(mem: MemoryReading, cpu: CpuReading, peak_seen: int = 0) -> Reading:
+    """A :class:`Reading` from cgroupfs readings (wall time is filled in by the sandbox).
+
+    ``peak_seen`` stands in for the peak where the kernel keeps none (v2
+    before Linux 5.19): the largest usage read so far, a lower bound.
+    """
+    return Reading(
+        memory_bytes=mem.usage_bytes,
+        peak_memory_bytes=mem.peak_bytes if mem.peak_bytes is not None else peak_seen,
+        memory_limit_bytes=mem.limit_bytes,
+        oom_kills=mem.oom_kills,
+        cpu_seconds=cpu.usage_seconds or 0.0,
+        throttled_seconds=cpu.throttled_seconds or 0.0,
+        wall_seconds=0.0,
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,6 +30,7 @@ from hubprobe.sandbox.base import (
     Reading,
     Sandbox,
     SandboxError,
+    reading_from,
 )
 
 __all__ = ["Cgroup1Backend", "Cgroup1Sandbox", "kill_cgroup", "remove_cgroup"]
@@ -180,16 +181,7 @@ class Cgroup1Sandbox(Sandbox):
 
     def _read(self) -> Reading:
         mem = cgroupfs.read_memory_v1(self._groups["memory"])
-        cpu = cgroupfs.read_cpu_v1(self._groups["cpu"], self._groups["cpuacct"])
-        return Reading(
-            memory_bytes=mem.usage_bytes,
-            peak_memory_bytes=mem.peak_bytes or 0,
-            memory_limit_bytes=mem.limit_bytes,
-            oom_kills=mem.oom_kills,
-            cpu_seconds=cpu.usage_seconds or 0.0,
-            throttled_seconds=cpu.throttled_seconds or 0.0,
-            wall_seconds=0.0,
-        )
+        return reading_from(mem, cgroupfs.read_cpu_v1(self._groups["cpu"], self._groups["cpuacct"]))
 
     def reset_peak(self) -> bool:
         # v1 resets the high-water mark on any write to it.

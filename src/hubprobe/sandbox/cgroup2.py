@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from hubprobe import cgroupfs
-from hubprobe.cgroupfs import CgroupMount, CpuReading, MemoryReading
+from hubprobe.cgroupfs import CgroupMount
 from hubprobe.sandbox import home, namespace
 from hubprobe.sandbox.base import (
     Availability,
@@ -37,6 +37,7 @@ from hubprobe.sandbox.base import (
     Reading,
     Sandbox,
     SandboxError,
+    reading_from,
 )
 from hubprobe.sandbox.cgroup1 import kill_cgroup, remove_cgroup
 
@@ -51,7 +52,6 @@ __all__ = [
     "find_place",
     "first_line",
     "namespace_tools_missing",
-    "reading_from",
     "run_tool",
     "write_limits",
 ]
@@ -207,23 +207,6 @@ def write_limits(group: Path, limits: Limits) -> None:
     (group / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
     if limits.oom_group:
         (group / "memory.oom.group").write_text("1")
-
-
-def reading_from(mem: MemoryReading, cpu: CpuReading, peak_seen: int = 0) -> Reading:
-    """A :class:`Reading` from cgroupfs readings (wall time is filled in by the sandbox).
-
-    ``peak_seen`` stands in for the peak where the kernel keeps none (v2
-    before Linux 5.19): the largest usage read so far, a lower bound.
-    """
-    return Reading(
-        memory_bytes=mem.usage_bytes,
-        peak_memory_bytes=mem.peak_bytes if mem.peak_bytes is not None else peak_seen,
-        memory_limit_bytes=mem.limit_bytes,
-        oom_kills=mem.oom_kills,
-        cpu_seconds=cpu.usage_seconds or 0.0,
-        throttled_seconds=cpu.throttled_seconds or 0.0,
-        wall_seconds=0.0,
-    )
 
 
 class Cgroup2Backend(Backend):

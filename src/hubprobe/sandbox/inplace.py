@@ -30,8 +30,9 @@ from hubprobe.sandbox.base import (
     Reading,
     Sandbox,
     SandboxError,
+    reading_from,
 )
-from hubprobe.sandbox.cgroup2 import NotUsable, reading_from
+from hubprobe.sandbox.cgroup2 import NotUsable
 from hubprobe.units import format_bytes
 
 __all__ = [

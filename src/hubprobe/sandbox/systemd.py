@@ -39,8 +39,9 @@ from hubprobe.sandbox.base import (
     Reading,
     Sandbox,
     SandboxError,
+    reading_from,
 )
-from hubprobe.sandbox.cgroup2 import NEEDED, NotUsable, first_line, reading_from, run_tool
+from hubprobe.sandbox.cgroup2 import NEEDED, NotUsable, first_line, run_tool
 
 __all__ = [
     "OOM_POLICY_SINCE",
