@@ -76,3 +76,5 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench/sandbox_bench.py")
     session.run("python", "bench/probes_bench.py")
     session.run("python", "bench/site_bench.py")
+    session.run("python", "bench/notice_bench.py")
+    session.run("python", "bench/check_bench.py")

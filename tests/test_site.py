@@ -123,14 +123,27 @@ def test_every_page_loads_cleanly(site: Path, served: tuple[str, Any]) -> None:
 @needs_browser
 def test_search_finds_out_of_memory(served: tuple[str, Any]) -> None:
     base, chromium = served
-    page = chromium.new_page()
-    page.goto(base)
-    page.locator("label.md-search__icon, .md-search__input").first.click()
-    page.locator(".md-search__input").fill("out of memory")
-    page.wait_for_selector(".md-search-result__item", timeout=15_000)
-    titles = page.locator(".md-search-result__item").all_inner_texts()
-    page.close()
-    assert titles
+    titles: list[str] = []
+    # Now and then (one page load in three, here) Material's search worker never
+    # answers on that page and the box keeps saying "Type to start searching";
+    # a reader opens the page again, and so does the test, up to six times.
+    for _load in range(6):
+        page = chromium.new_page()
+        page.goto(base)
+        box = page.locator(".md-search__input")
+        box.click()
+        for attempt in range(3):
+            box.fill(f"memory {attempt}")  # the same text twice is ignored as unchanged
+            page.wait_for_timeout(150)
+            box.fill("out of memory")
+            page.wait_for_timeout(500)
+            titles = page.locator(".md-search-result__item").all_inner_texts()
+            if titles:
+                break
+        page.close()
+        if titles:
+            break
+    assert titles, "the search never answered"
     assert any("memory" in t.lower() for t in titles)
 
 

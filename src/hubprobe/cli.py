@@ -206,6 +206,72 @@ def cmd_probes(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+# -- check --------------------------------------------------------------------
+def cmd_check(args: argparse.Namespace) -> int:
+    from hubprobe.check import CheckError, check_notebook, folder_size, load_assignment
+    from hubprobe.check_report import cell_header, cell_line, report_path, summary, write_reports
+    from hubprobe.execution import CellRun
+    from hubprobe.verdict import approx_bytes, exit_code
+
+    # Every argument is checked before a sandbox is made: a typo costs nothing.
+    try:
+        if args.timeout <= 0:
+            raise ValueError(f"--timeout {args.timeout:g}: give a number of seconds above 0")
+        json_path = report_path("--json", args.json)
+        html_path = report_path("--html", args.html)
+        profile = load_profile(args.profile)
+        paths = [Path(p) for p in args.notebooks]
+        for path in paths:
+            load_assignment(path, profile.storage_bytes)
+    except (ValueError, ProfileError, CheckError) as exc:
+        _say(str(exc))
+        return 2
+    try:
+        backend = choose_backend(args.backend)
+    except SandboxError as exc:
+        _say(str(exc))
+        return TOOL_ERROR
+    for gap in backend.fidelity.gaps():
+        _say(f"note: the {backend.name} backend is less faithful than a hub: {gap}")
+    live = sys.stderr.isatty()
+
+    def running(msg: str) -> None:
+        if live:  # the cell number while it runs; its line replaces it when done
+            print(f"\r\033[K  running {msg} ...", end="", file=sys.stderr, flush=True)
+
+    def done(cell: CellRun) -> None:
+        if live:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+        print(cell_line(cell), flush=True)
+
+    results = []
+    for path in paths:
+        _say(
+            f"{path}: fresh server and kernel in a {backend.name} sandbox, profile {profile.name} "
+            f"(memory {_fmt(profile.memory_limit_bytes)}, {profile.cpu_limit:g} CPU, home "
+            f"{_fmt(profile.storage_bytes)}), with {path.parent.resolve()} "
+            f"({approx_bytes(folder_size(path.parent))}) copied into the home"
+        )
+        print(f"{path}\n{cell_header()}", flush=True)
+        try:
+            result = check_notebook(
+                path, profile, backend, cell_timeout=args.timeout, on_cell=done, progress=running
+            )
+        except CheckError as exc:  # found only while copying the folder
+            _say(str(exc))
+            return 2
+        except SandboxError as exc:
+            _say(str(exc))
+            return TOOL_ERROR
+        results.append(result)
+        for cell in result.cells:
+            if cell.outcome == "not-run":  # after the verdict's cell: listed, not run
+                print(cell_line(cell))
+        print("\n".join(summary(result)) + "\n", flush=True)
+    write_reports(results, json_path=json_path, html_path=html_path, cell_timeout=args.timeout)
+    return exit_code([r.verdict for r in results])
+
+
 # -- parser -------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -285,6 +351,54 @@ def build_parser() -> argparse.ArgumentParser:
         help="write nothing: neither the executed notebooks nor the results file",
     )  # fmt: skip
     p.set_defaults(func=cmd_probes)
+
+    p = sub.add_parser(
+        "check",
+        help="will an assignment fit on the hub? run notebooks under a profile's limits",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.dedent(
+            f"""\
+            Run each NOTEBOOK as a student would: a fresh Jupyter server and
+            kernel in a sandbox with the profile's memory, CPU and storage
+            limits, the notebook's folder (with the files it reads) copied
+            into the home, which is the kernel's working directory. Cell by
+            cell: wall, CPU and throttled time, the session's peak memory and
+            what happened. Per notebook: a verdict, the peak against the
+            limit, the headroom, the heaviest cells and hints for the author.
+            The run stops at the first cell that is killed, raises or times
+            out; cells are numbered from 1 over all cells, markdown included.
+
+            profiles: {names}
+
+            verdicts and exit status (several notebooks: the highest):
+              0  fits     the peak stayed under 80% of the memory limit
+              3  tight    the peak reached 80% of the limit or more
+              4  timeout  a cell ran longer than --timeout
+              5  error    a cell raised an exception (not tagged raises-exception)
+              6  killed   the kernel was killed (out of memory) during a cell
+              2  bad input: a missing file, not a notebook, not a Python
+                 notebook, an unknown profile; nothing was run
+              125  no sandbox could be made here (see hubprobe doctor)
+              130/143  hubprobe was interrupted (SIGINT/SIGTERM)"""
+        ),
+    )
+    p.add_argument("notebooks", nargs="+", metavar="NOTEBOOK", help="a .ipynb file")
+    p.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        help=f"a profile name or a path to a TOML file (default: {DEFAULT_PROFILE})",
+    )
+    p.add_argument("--backend", help="force a sandbox backend")
+    p.add_argument(
+        "--timeout", type=float, default=300.0, metavar="S",
+        help="stop a cell that runs longer than S seconds; verdict timeout (default: 300)",
+    )  # fmt: skip
+    p.add_argument("--json", metavar="FILE", help="write a JSON report for scripts")
+    p.add_argument(
+        "--html", metavar="FILE",
+        help="write a self-contained HTML report with a chart of memory across the cells",
+    )  # fmt: skip
+    p.set_defaults(func=cmd_check)
     return parser
 
 

@@ -111,12 +111,15 @@ def run_notebook(
     cell_timeout: float = 120.0,
     progress: Callable[[str], None] | None = None,
     home_files: Path | None = None,
+    after_cell: Callable[[CellRun], bool] | None = None,
 ) -> NotebookRun:
     """Execute ``path`` under ``profile``'s limits; the notebook on disk is not changed.
 
     ``home_files``: a folder copied into the private home first (the files an
     assignment reads). Notebook metadata ``hubprobe.ipython_extensions`` lists
     IPython extensions every kernel loads, as a hub's image would configure.
+    ``after_cell``: called with each finished cell (progress); returning True
+    ends the run there, the remaining code cells recorded as not-run.
     """
     nb = nbformat.read(path, as_version=4)
     meta = nb.metadata.get("hubprobe", {})
@@ -166,6 +169,8 @@ def run_notebook(
             cell.metadata.setdefault("hubprobe", {}).update(run.metadata())
             _judge(run, tags, failures)
             stop = run.outcome in STOPPING and not (run.outcome == "error" and RAISES in tags)
+            if after_cell is not None and after_cell(run):
+                stop = True
         alive = server.alive()
         if sock is not None:
             sock.close()
