@@ -7,21 +7,19 @@ opens a notebook in JupyterLab, runs a cell that allocates past a small
 (512 MiB) limit, waits for the restart, dismisses JupyterLab's dialog, runs
 the next cell, and photographs the notice above that cell's error.
 
-Needs root (the sandbox), /usr/bin/chromium and Playwright for Python.
+Called by tools/screenshots.py (`nox -s screenshots`); needs root (the sandbox),
+/usr/bin/chromium and Playwright for Python.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from hubprobe.browser import chromium, missing
-from hubprobe.profiles import DEFAULT_PROFILE, load_profile
+from hubprobe.profiles import load_profile
 from hubprobe.sandbox import Limits, choose_backend
 from hubprobe.server import JupyterServer
 
@@ -101,20 +99,3 @@ def take(browser: Any, profile_name: str) -> None:
         shown = cells.nth(2).locator(".jp-OutputArea").inner_text()
         print(f"{OUT.relative_to(ROOT)}: {shown.splitlines()[0]!r} ...")
         page.close()
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--profile", default=DEFAULT_PROFILE)
-    args = parser.parse_args()
-    why = missing()
-    if why:
-        sys.exit(f"notice screenshot: {why}")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    with chromium() as browser:
-        take(browser, args.profile)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,6 +3,8 @@
 - docs/assets/screenshots/memory-indicator.png: JupyterLab's status bar with
   jupyter-resource-usage, in the sandbox under the profile's memory limit,
   with a notebook holding some memory.
+- docs/assets/screenshots/oom-notice.png: hubprobe.notice after an
+  out-of-memory restart in JupyterLab (see notice_screenshot.py).
 - docs/assets/screenshots/home.png and claim.png: the built site (run
   `mkdocs build` first), for the README.
 
@@ -16,6 +18,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import notice_screenshot  # tools/, beside this file
 
 from hubprobe.browser import chromium, missing, serve_dir
 from hubprobe.profiles import DEFAULT_PROFILE, load_profile
@@ -96,6 +100,7 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     with chromium() as browser:
         memory_indicator(browser, args.profile)
+        notice_screenshot.take(browser, args.profile)
         site_pages(browser)
     return 0
 
