@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ def on_config(config: Any) -> Any:
         profiles={name: load_profile(name) for name in list_profiles()},
         measured=min(measured) if len(measured) == 1 else "curriculum-guide",
     )
+    # Once per build: each status hashes the probe notebook's source.
+    _state["status"] = {c.id: claim_status(results, c, probes) for c in claims.values()}
     if len(measured) > 1:
         log.warning("results come from several profiles (%s): run all probes with one", measured)
     return config
@@ -49,23 +52,24 @@ def on_files(files: Any, config: Any) -> Any:
     # A claim's page (for the claims index and the probe pages) is where it is
     # explained: the page that uses it and its figures most; the home page,
     # which only summarises, comes last.
-    score: dict[str, dict[str, tuple[int, bool]]] = {}
+    uses: dict[str, Counter[str]] = {}  # claim id -> page URL -> shortcodes naming it
+    claimed: set[tuple[str, str]] = set()  # (claim id, page URL) where its badge stands
     for f in files.documentation_pages():
         if not f.src_path.endswith(".md"):
             continue
         for m in SHORTCODE.finditer(Path(f.abs_src_path).read_text()):
             if m.group(1) in ("claim", "figure"):
                 claim_id = m.group(2).split(".")[0]
-                uses, _ = score.setdefault(claim_id, {}).get(f.url, (0, False))
-                claimed = m.group(1) == "claim" or score[claim_id].get(f.url, (0, False))[1]
-                score[claim_id][f.url] = (uses + 1, claimed)
+                uses.setdefault(claim_id, Counter())[f.url] += 1
+                if m.group(1) == "claim":
+                    claimed.add((claim_id, f.url))
     pages = {
-        claim_id: max(
-            (url for url, (_, claimed) in by_url.items() if claimed),
-            key=lambda url: (url != "", by_url[url][0], [-ord(c) for c in url]),
+        claim_id: min(
+            (url for url in counts if (claim_id, url) in claimed),
+            key=lambda url: (url == "", -counts[url], url),
         )
-        for claim_id, by_url in score.items()
-        if any(claimed for _, claimed in by_url.values())
+        for claim_id, counts in uses.items()
+        if any((claim_id, url) in claimed for url in counts)
     }
     _state["claim_pages"] = pages
     drawn = {}
@@ -85,7 +89,7 @@ def on_files(files: Any, config: Any) -> Any:
 
 
 def _status(claim: Claim) -> str:
-    return claim_status(_state["results"], claim, _state["probes"])
+    return str(_state["status"][claim.id])
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:

@@ -24,8 +24,9 @@ FORMAT = 1
 STATUSES = ("verified", "failed", "stale", "not-run")
 
 
-def load_results(path: Path) -> dict[str, Any]:
-    if not path.exists():
+def load_results(path: Path | None) -> dict[str, Any]:
+    """The results file's data; an empty one if there is no file (or no path)."""
+    if path is None or not path.exists():
         return {"format": FORMAT, "claims": {}, "probes": {}}
     data: dict[str, Any] = json.loads(path.read_text())
     if data.get("format") != FORMAT:

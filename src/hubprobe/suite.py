@@ -41,7 +41,7 @@ def run_suite(
 ) -> tuple[dict[str, Any], list[NotebookRun]]:
     """Run each needed probe once; returns the results data and the runs."""
     probes = probes_for(claims, only)
-    data = load_results(results_path) if results_path else load_results(Path("/nonexistent"))
+    data = load_results(results_path)
     runs = []
     for n, probe in enumerate(probes, start=1):
         path = probes_dir / f"{probe}.ipynb"
