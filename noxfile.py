@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -12,6 +16,40 @@ nox.options.reuse_venv = "yes"
 QUIET_MKDOCS = {"NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}
 
 PYTHON = "3.11"
+
+#: What the sessions need from the machine: a command (or path) -> its Debian package.
+SANDBOX_TOOLS = {
+    "unshare": "util-linux",
+    "setpriv": "util-linux",
+    "losetup": "mount",
+    "mount": "mount",
+    "mkfs.ext4": "e2fsprogs",
+}
+BROWSER = {"/usr/bin/chromium": "chromium"}
+
+
+def _system_packages(session: nox.Session, needs: dict[str, str]) -> None:
+    """Install the missing Debian packages (as root with apt), or say what to install."""
+    missing = sorted({pkg for tool, pkg in needs.items() if not _present(tool)})
+    if not missing:
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        session.error(
+            f"this session needs the system packages {' '.join(missing)}: install them"
+            f" (on Debian or Ubuntu: sudo apt-get install -y {' '.join(missing)}) and run again"
+        )
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-q", external=True, env=env)
+    session.run(
+        "apt-get", "install", "-y", "-q", "--no-install-recommends", *missing,
+        external=True, env=env,
+    )  # fmt: skip
+
+
+def _present(tool: str) -> bool:
+    return Path(tool).exists() if tool.startswith("/") else shutil.which(tool) is not None
+
+
 LINTED = ["src", "tests", "noxfile.py", "bench", "tools"]
 
 
@@ -27,6 +65,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The test suite, real sandbox tests included where a backend works (root here)."""
+    _system_packages(session, SANDBOX_TOOLS | BROWSER)
     session.install("-e", ".[test]")
     session.run("hubprobe", "doctor", success_codes=[0, 1])
     session.run("pytest", *session.posargs)
@@ -35,6 +74,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def guide(session: nox.Session) -> None:
     """The main job: run every probe in the sandbox, then build the verified site."""
+    _system_packages(session, SANDBOX_TOOLS)
     session.install("-e", ".[probes,docs]")
     session.run("hubprobe", "doctor")
     session.run("hubprobe", "probes", *session.posargs)
@@ -43,7 +83,7 @@ def guide(session: nox.Session) -> None:
 
 def _build_site(session: nox.Session) -> None:
     session.run("mkdocs", "build", "--strict", env=QUIET_MKDOCS)
-    session.run("python", "-m", "hubprobe.sitecheck", "site")
+    session.run("python", "-m", "hubprobe.site.linkcheck", "site")
     session.log("the guide is in site/ (open site/index.html, or run `nox -s serve`)")
 
 
@@ -64,6 +104,7 @@ def serve(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def screenshots(session: nox.Session) -> None:
     """Real screenshots for the guide and README (headless Debian Chromium)."""
+    _system_packages(session, SANDBOX_TOOLS | BROWSER)
     session.install("-e", ".[probes,docs,browser]")
     _build_site(session)
     session.run("python", "tools/screenshots.py", *session.posargs)
@@ -72,6 +113,7 @@ def screenshots(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Figures: sandbox overhead, probe-suite wall times, site build time."""
+    _system_packages(session, SANDBOX_TOOLS)
     session.install("-e", ".[probes,docs]")
     session.run("python", "bench/sandbox_bench.py")
     session.run("python", "bench/probes_bench.py")

@@ -30,10 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from hubprobe.jupyter_api import KernelSocket
+from hubprobe.jupyter.api import KernelSocket
+from hubprobe.jupyter.server import JupyterServer
 from hubprobe.profiles import DEFAULT_PROFILE, load_profile
 from hubprobe.sandbox import Limits, choose_backend
-from hubprobe.server import JupyterServer
 
 IN_KERNEL = """
 import json, statistics, time

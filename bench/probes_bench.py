@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from hubprobe.claims import load_claims
+from hubprobe.claims.registry import load_claims
+from hubprobe.claims.suite import run_suite
 from hubprobe.profiles import DEFAULT_PROFILE, load_profile
 from hubprobe.sandbox import choose_backend
-from hubprobe.suite import run_suite
 
 PROBES = Path(__file__).resolve().parent.parent / "probes"
 

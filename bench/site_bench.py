@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hubprobe.sitecheck import check_site
+from hubprobe.site.linkcheck import check_site
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from hubprobe import cgroupfs
+from hubprobe.cgroup import fs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,8 +41,8 @@ def _ours(name: str) -> bool:
 
 def _hubprobe_cgroups() -> list[str]:
     found = []
-    own = cgroupfs.own_cgroups()
-    for mount in cgroupfs.cgroup_mounts():
+    own = fs.own_cgroups()
+    for mount in fs.cgroup_mounts():
         if mount.version == 1:
             key = next(iter(mount.controllers))
             base = mount.mountpoint / own.get(key, "/").lstrip("/")

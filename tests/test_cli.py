@@ -36,9 +36,17 @@ def small_profile(tmp_path: Path, memory: str = "256M", storage: str = "64M") ->
 
 def test_help_documents_exit_statuses() -> None:
     out = hubprobe("sandbox", "--help").stdout
-    for code in ("137", "124", "125", "130/143"):
+    for code in ("137", "124", "125", "130", "143", "2 "):
         assert code in out
     assert "curriculum-guide" in out
+
+
+@pytest.mark.parametrize("command", ["doctor", "limits", "sandbox", "probes", "check"])
+def test_every_command_documents_usage_errors_as_2(command: str) -> None:
+    from hubprobe.errors import ExitCode, exit_help
+
+    usage_line = exit_help([ExitCode.USAGE]).splitlines()[1]
+    assert usage_line in hubprobe(command, "--help").stdout
 
 
 def test_doctor_lists_every_backend() -> None:
@@ -50,10 +58,23 @@ def test_doctor_lists_every_backend() -> None:
     assert result.returncode in (0, 1)
 
 
-def test_limits_json_has_the_readings() -> None:
+def test_limits_json_has_the_readings(tmp_path: Path) -> None:
     data = json.loads(hubprobe("limits", "--json").stdout)
     for key in ("memory_limit_bytes", "cpu_limit", "oom_kills", "env_mem_limit", "os_cpu_count"):
         assert key in data
+    assert (data["format"], data["command"]) == (2, "limits")
+    # --json FILE writes the same document to a file, and prints nothing on stdout.
+    result = hubprobe("limits", "--json", str(tmp_path / "l.json"))
+    assert json.loads((tmp_path / "l.json").read_text())["command"] == "limits"
+    assert "memory limit" in result.stdout
+
+
+def test_doctor_json_names_the_chosen_backend() -> None:
+    result = hubprobe("doctor", "--json", "-")
+    data = json.loads(result.stdout)
+    assert (data["format"], data["command"]) == (2, "doctor")
+    assert {b["backend"] for b in data["backends"]} >= {"cgroup1", "cgroup2", "inplace"}
+    assert result.returncode == (0 if data["chosen"] else 1)
 
 
 @pytest.mark.sandbox
@@ -68,7 +89,8 @@ def test_sandbox_report_and_exit_code(tmp_path: Path) -> None:
     ):  # fmt: skip
         assert key in data
     assert data["exit_code"] == 3
-    assert data["profile"] == "curriculum-guide"
+    assert (data["format"], data["command"]) == (2, "sandbox")
+    assert data["profile"]["name"] == "curriculum-guide"
     assert data["memory_limit_bytes"] == 2 * 2**30
 
 
@@ -83,7 +105,7 @@ def test_sandbox_oom_exits_137(tmp_path: Path) -> None:
     assert result.returncode == 137
     data = json.loads(report.read_text())
     assert data["oom_kills"] >= 1
-    assert data["profile"] == "small"
+    assert data["profile"]["name"] == "small"
     assert "out of memory" in result.stderr
 
 
@@ -104,7 +126,7 @@ def test_sandbox_timeout_exits_124() -> None:
 )
 def test_bad_input_is_one_line_and_starts_nothing(args: list[str], message: str) -> None:
     result = hubprobe("sandbox", *args, "--", "true")
-    assert result.returncode == 125
+    assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
@@ -115,7 +137,7 @@ def test_bad_profile_file_names_file_and_key(tmp_path: Path) -> None:
     path = small_profile(tmp_path)
     path.write_text(path.read_text().replace('limit = "256M"', 'limit = "256MB"', 1))
     result = hubprobe("sandbox", "--profile", str(path), "--", "true")
-    assert result.returncode == 125
+    assert result.returncode == 2
     assert "small.toml" in result.stderr
     assert "memory.limit" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

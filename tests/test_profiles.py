@@ -120,10 +120,15 @@ def test_override_dir_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         profiles_dir()
 
 
-def test_default_dir_found_from_the_repo(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_profiles_folder_in_the_working_directory_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A course repository may have a profiles/ of its own: only --profiles picks it.
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "curriculum-guide.toml").write_text("not a profile")
     monkeypatch.delenv("HUBPROBE_PROFILES")
-    monkeypatch.chdir(REPO_PROFILES.parent / "tests")
-    assert profiles_dir() == REPO_PROFILES
+    monkeypatch.chdir(tmp_path)
+    assert profiles_dir().resolve() == REPO_PROFILES
 
 
 def test_default_dir_found_from_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -92,3 +92,8 @@ def test_round_trip_through_format(text: str) -> None:
     n = parse_bytes(text)
     number, unit = format_bytes(n).split()
     assert parse_bytes(number + unit[0]) == n
+
+
+def test_measured_bytes_are_rounded() -> None:
+    assert format_bytes(int(323.93 * 2**20), measured=True) == "324 MiB"
+    assert format_bytes(int(1.625 * 2**30), measured=True) == "1.62 GiB"

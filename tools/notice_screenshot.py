@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hubprobe.jupyter.server import JupyterServer
 from hubprobe.profiles import load_profile
 from hubprobe.sandbox import Limits, choose_backend
-from hubprobe.server import JupyterServer
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "assets" / "screenshots" / "oom-notice.png"

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import notice_screenshot  # tools/, beside this file
 
-from hubprobe.browser import chromium, missing, serve_dir
+from hubprobe.jupyter.server import JupyterServer
 from hubprobe.profiles import DEFAULT_PROFILE, load_profile
 from hubprobe.sandbox import Limits, choose_backend
-from hubprobe.server import JupyterServer
+from hubprobe.site.browser import chromium, missing, serve_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "assets" / "screenshots"

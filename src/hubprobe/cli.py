@@ -1,32 +1,33 @@
-"""The ``hubprobe`` command line: doctor, limits, sandbox."""
+"""The ``hubprobe`` command line: doctor, limits, sandbox, probes, check.
+
+Every command reports a problem the same way: one line on stderr and the
+exit code of the :class:`~hubprobe.errors.HubprobeError` that said it (usage
+errors 2, before any sandbox is made; no sandbox 125). ``--version`` and
+``--help`` import nothing heavy: each command imports what it needs when it
+runs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import datetime as dt
-import json
 import os
 import signal
 import sys
 import textwrap
 from collections.abc import Sequence
-from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from hubprobe import __version__
-from hubprobe.profiles import DEFAULT_PROFILE, Profile, ProfileError, list_profiles, load_profile
-from hubprobe.sandbox import BACKENDS, MANUAL_ONLY, Limits, SandboxError, choose_backend
-from hubprobe.sandbox.run import RunResult, run_command
-from hubprobe.session import read_session
-from hubprobe.units import format_bytes
+from hubprobe.errors import ExitCode, HubprobeError, UsageError, exit_help
+from hubprobe.profiles import DEFAULT_PROFILE
+
+if TYPE_CHECKING:
+    from hubprobe.profiles import Profile
+    from hubprobe.sandbox import Backend
+    from hubprobe.sandbox.run import RunResult
 
 __all__ = ["main"]
-
-#: Exit status for hubprobe's own failures in ``sandbox`` (bad profile, no
-#: backend), kept apart from the command's statuses as ``docker run`` does.
-TOOL_ERROR = 125
 
 
 class Interrupted(Exception):
@@ -46,38 +47,66 @@ def _say(msg: str) -> None:
 
 
 def _fmt(n: int | None) -> str:
+    from hubprobe.units import format_bytes
+
     return "none" if n is None else format_bytes(n)
 
 
+def _backend(name: str | None) -> Backend:
+    from hubprobe.sandbox import choose_backend
+
+    backend = choose_backend(name)
+    for gap in backend.fidelity.gaps():
+        _say(f"note: the {backend.name} backend is less faithful than a hub: {gap}")
+    return backend
+
+
 # -- doctor -------------------------------------------------------------------
-def cmd_doctor(_args: argparse.Namespace) -> int:
-    usable_auto = []
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from hubprobe.output import destination, envelope, write_json
+    from hubprobe.sandbox import BACKENDS, MANUAL_ONLY
+
+    dest = destination("--json", args.json)
+    text = dest != "-"  # JSON on stdout replaces the table
+    rows, usable_auto = [], []
     for cls in BACKENDS:
-        backend = cls()
-        status = backend.check()
-        mark = "ok " if status.usable else "no "
-        print(f"{mark} {cls.name:<8} {cls.summary}")
-        print(f"      {status.reason}")
-        if not status.usable and status.fix:
-            print(f"      what to do: {status.fix}")
-        if status.usable:
-            for gap in cls.fidelity.gaps():
+        status = cls().check()
+        gaps = cls.fidelity.gaps() if status.usable else []
+        rows.append({
+            "backend": cls.name, "usable": status.usable, "reason": status.reason,
+            "fix": status.fix, "less_faithful": gaps,
+        })  # fmt: skip
+        if text:
+            print(f"{'ok ' if status.usable else 'no '} {cls.name:<8} {cls.summary}")
+            print(f"      {status.reason}")
+            if not status.usable and status.fix:
+                print(f"      what to do: {status.fix}")
+            for gap in gaps:
                 print(f"      less faithful: {gap}")
-            if cls.name not in MANUAL_ONLY:
-                usable_auto.append(cls.name)
-    if usable_auto:
-        print(f"\nsandbox will use: {usable_auto[0]} (override with --backend)")
-        return 0
-    print("\nno backend can make a sandbox here; see 'what to do' above")
-    return 1
+        if status.usable and cls.name not in MANUAL_ONLY:
+            usable_auto.append(cls.name)
+    chosen = usable_auto[0] if usable_auto else None
+    write_json(dest, {**envelope("doctor"), "chosen": chosen, "backends": rows})
+    if text:
+        if chosen:
+            print(f"\nsandbox will use: {chosen} (override with --backend)")
+        else:
+            print("\nno backend can make a sandbox here; see 'what to do' above")
+    return ExitCode.OK if chosen else ExitCode.FAILED
 
 
 # -- limits -------------------------------------------------------------------
 def cmd_limits(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from hubprobe.cgroup.session import read_session
+    from hubprobe.output import destination, envelope, write_json
+
+    dest = destination("--json", args.json)
     s = read_session()
-    if args.json:
-        print(json.dumps(dataclasses.asdict(s), indent=2))
-        return 0
+    write_json(dest, {**envelope("limits"), **dataclasses.asdict(s)})
+    if dest == "-":
+        return ExitCode.OK
     cpu = "none" if s.cpu_limit is None else f"{s.cpu_limit:g} CPU"
     rows = [
         ("cgroup", "not found" if s.cgroup_version is None else f"v{s.cgroup_version}"),
@@ -95,7 +124,7 @@ def cmd_limits(args: argparse.Namespace) -> int:
     ]
     for key, value in rows:
         print(f"{key:<18} {value}")
-    return 0
+    return ExitCode.OK
 
 
 # -- sandbox ------------------------------------------------------------------
@@ -107,24 +136,23 @@ def _outcome(result: RunResult) -> str:
     return "finished"
 
 
-def _report(
+def _sandbox_report(
     result: RunResult, profile: Profile, backend: str, argv: Sequence[str]
 ) -> dict[str, Any]:
+    from hubprobe.output import envelope, profile_dict
+
     r = result.reading
     return {
-        "hubprobe_version": __version__,
-        "command": list(argv),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **envelope("sandbox"),
+        "argv": list(argv),
         "backend": backend,
-        "profile": profile.name,
+        "profile": profile_dict(profile),
         "exit_code": result.exit_code,
         "timed_out": result.timed_out,
         "oom_kills": r.oom_kills,
         "peak_memory_bytes": r.peak_memory_bytes,
         "memory_bytes": r.memory_bytes,
         "memory_limit_bytes": r.memory_limit_bytes,
-        "cpu_limit": profile.cpu_limit,
-        "storage_bytes": profile.storage_bytes,
         "cpu_seconds": round(r.cpu_seconds, 6),
         "throttled_seconds": round(r.throttled_seconds, 6),
         "wall_seconds": round(r.wall_seconds, 6),
@@ -132,31 +160,31 @@ def _report(
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
+    from hubprobe.output import destination, write_json
+    from hubprobe.profiles import load_profile
+    from hubprobe.sandbox import Limits
+    from hubprobe.sandbox.run import run_command
+
     argv = list(args.command)
     if argv and argv[0] == "--":
         argv = argv[1:]
     if not argv:
-        _say("no command given; usage: hubprobe sandbox [options] -- CMD [ARGS...]")
-        return 2
-    try:
-        profile = load_profile(args.profile)
-        backend = choose_backend(args.backend)
-    except (ProfileError, SandboxError) as exc:
-        _say(str(exc))
-        return TOOL_ERROR
-    for gap in backend.fidelity.gaps():
-        _say(f"note: the {backend.name} backend is less faithful than a hub: {gap}")
+        raise UsageError("no command given", "usage: hubprobe sandbox [options] -- CMD [ARGS...]")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout {args.timeout:g}", "give a number of seconds above 0")
+    # Everything the user typed is checked before a sandbox is made.
+    dest = destination("--json", args.json)
+    profile = load_profile(args.profile)
+    limits = Limits.from_profile(profile)
+    backend = _backend(args.backend)
     if not args.quiet:
         _say(
-            f"{backend.name} sandbox, profile {profile.name}: memory {_fmt(profile.memory_limit_bytes)}, "
-            f"{profile.cpu_limit:g} CPU, storage {_fmt(profile.storage_bytes)}"
+            f"{backend.name} sandbox, profile {profile.name}: memory "
+            f"{_fmt(profile.memory_limit_bytes)}, {profile.cpu_limit:g} CPU, storage "
+            f"{_fmt(profile.storage_bytes)}"
         )
-    try:
-        with backend.create(Limits.from_profile(profile)) as sandbox:
-            result = run_command(sandbox, argv, timeout=args.timeout)
-    except SandboxError as exc:
-        _say(str(exc))
-        return TOOL_ERROR
+    with backend.create(limits) as sandbox:
+        result = run_command(sandbox, argv, timeout=args.timeout)
     r = result.reading
     if not args.quiet:
         _say(
@@ -164,76 +192,66 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             f"{_fmt(r.memory_limit_bytes)}; CPU {r.cpu_seconds:.2f} s, throttled "
             f"{r.throttled_seconds:.2f} s, wall {r.wall_seconds:.2f} s"
         )
-    if args.report:
-        path = Path(args.report)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(_report(result, profile, backend.name, argv), indent=2) + "\n")
-        tmp.replace(path)
+    write_json(dest, _sandbox_report(result, profile, backend.name, argv))
     return result.exit_code
 
 
 # -- probes -------------------------------------------------------------------
 def cmd_probes(args: argparse.Namespace) -> int:
-    from hubprobe.claims import ClaimsError, load_claims
-    from hubprobe.suite import run_suite
+    from pathlib import Path
+
+    from hubprobe.claims.registry import load_claims
+    from hubprobe.claims.suite import probes_for, run_suite
+    from hubprobe.profiles import load_profile
 
     probes_dir = Path(args.probes_dir)
-    try:
-        claims = load_claims(Path(args.claims or probes_dir / "claims.toml"))
-        profile = load_profile(args.profile)
-        backend = choose_backend(args.backend)
-    except (ClaimsError, ProfileError, SandboxError) as exc:
-        _say(str(exc))
-        return TOOL_ERROR
+    claims = load_claims(Path(args.claims or probes_dir / "claims.toml"))
+    profile = load_profile(args.profile)
+    probes_for(claims, args.only)  # an unknown claim id is a usage error, before any sandbox
+    backend = _backend(args.backend)
     results = None if args.no_save else Path(args.results or probes_dir / "results.json")
-    try:
-        data, runs = run_suite(
-            claims, probes_dir, profile, backend, results_path=results, only=args.only,
-            save_notebooks=not args.no_save, say=_say,
-        )  # fmt: skip
-    except KeyError as exc:
-        _say(str(exc.args[0]))
-        return 2
-    except SandboxError as exc:
-        _say(str(exc))
-        return TOOL_ERROR
+    data, runs = run_suite(
+        claims, probes_dir, profile, backend, results_path=results, only=args.only,
+        save_notebooks=not args.no_save, say=_say,
+    )  # fmt: skip
     statuses = [
         data["claims"][c.id]["status"] for c in claims if c.probe in {r.path.stem for r in runs}
     ]
     failed = statuses.count("failed")
     total = sum(r.wall_seconds for r in runs)
     _say(f"{len(statuses) - failed} of {len(statuses)} claims verified in {total:.0f} s")
-    return 1 if failed else 0
+    return ExitCode.FAILED if failed else ExitCode.OK
 
 
 # -- check --------------------------------------------------------------------
 def cmd_check(args: argparse.Namespace) -> int:
-    from hubprobe.check import CheckError, check_notebook, folder_size, load_assignment
-    from hubprobe.check_report import cell_header, cell_line, report_path, summary, write_reports
-    from hubprobe.execution import CellRun
-    from hubprobe.verdict import approx_bytes, exit_code
+    from pathlib import Path
+
+    from hubprobe.check.report import cell_header, cell_line, summary, write_reports
+    from hubprobe.check.run import check_notebook, folder_size, load_assignment
+    from hubprobe.check.verdict import exit_code
+    from hubprobe.jupyter.cells import CellRun, Outcome
+    from hubprobe.output import destination
+    from hubprobe.profiles import load_profile
+    from hubprobe.units import format_bytes
 
     # Every argument is checked before a sandbox is made: a typo costs nothing.
-    try:
-        if args.timeout <= 0:
-            raise ValueError(f"--timeout {args.timeout:g}: give a number of seconds above 0")
-        json_path = report_path("--json", args.json)
-        html_path = report_path("--html", args.html)
-        profile = load_profile(args.profile)
-        paths = [Path(p) for p in args.notebooks]
-        for path in paths:
-            load_assignment(path, profile.storage_bytes)
-    except (ValueError, ProfileError, CheckError) as exc:
-        _say(str(exc))
-        return 2
-    try:
-        backend = choose_backend(args.backend)
-    except SandboxError as exc:
-        _say(str(exc))
-        return TOOL_ERROR
-    for gap in backend.fidelity.gaps():
-        _say(f"note: the {backend.name} backend is less faithful than a hub: {gap}")
+    if args.cell_timeout <= 0:
+        raise UsageError(
+            f"--cell-timeout {args.cell_timeout:g}", "give a number of seconds above 0"
+        )
+    json_path = destination("--json", args.json)
+    html_path = destination("--html", args.html)
+    if html_path == "-":
+        raise UsageError("--html -: an HTML report goes to a file", "give a file name")
+    profile = load_profile(args.profile)
+    paths = [Path(p) for p in args.notebooks]
+    for path in paths:
+        load_assignment(path, profile.storage_bytes)
+    backend = _backend(args.backend)
     live = sys.stderr.isatty()
+    # With the JSON report on stdout, the table goes to stderr so stdout stays parseable.
+    table = sys.stderr if json_path == "-" else sys.stdout
 
     def running(msg: str) -> None:
         if live:  # the cell number while it runs; its line replaces it when done
@@ -242,7 +260,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     def done(cell: CellRun) -> None:
         if live:
             print("\r\033[K", end="", file=sys.stderr, flush=True)
-        print(cell_line(cell), flush=True)
+        print(cell_line(cell), file=table, flush=True)
 
     results = []
     for path in paths:
@@ -250,29 +268,64 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"{path}: fresh server and kernel in a {backend.name} sandbox, profile {profile.name} "
             f"(memory {_fmt(profile.memory_limit_bytes)}, {profile.cpu_limit:g} CPU, home "
             f"{_fmt(profile.storage_bytes)}), with {path.parent.resolve()} "
-            f"({approx_bytes(folder_size(path.parent))}) copied into the home"
+            f"({format_bytes(folder_size(path.parent), measured=True)}) copied into the home"
         )
-        print(f"{path}\n{cell_header()}", flush=True)
-        try:
-            result = check_notebook(
-                path, profile, backend, cell_timeout=args.timeout, on_cell=done, progress=running
-            )
-        except CheckError as exc:  # found only while copying the folder
-            _say(str(exc))
-            return 2
-        except SandboxError as exc:
-            _say(str(exc))
-            return TOOL_ERROR
+        print(f"{path}\n{cell_header()}", file=table, flush=True)
+        result = check_notebook(
+            path, profile, backend, cell_timeout=args.cell_timeout, on_cell=done, progress=running
+        )
         results.append(result)
         for cell in result.cells:
-            if cell.outcome == "not-run":  # after the verdict's cell: listed, not run
-                print(cell_line(cell))
-        print("\n".join(summary(result)) + "\n", flush=True)
-    write_reports(results, json_path=json_path, html_path=html_path, cell_timeout=args.timeout)
+            if cell.outcome == Outcome.NOT_RUN:  # after the verdict's cell: listed, not run
+                print(cell_line(cell), file=table)
+        print("\n".join(summary(result)) + "\n", file=table, flush=True)
+    write_reports(results, json_path=json_path, html_path=html_path, cell_timeout=args.cell_timeout)
     return exit_code([r.verdict for r in results])
 
 
 # -- parser -------------------------------------------------------------------
+_JSON_HELP = "write a JSON report to FILE (- for standard output)"
+
+
+def _profile_names() -> str:
+    from hubprobe.profiles import list_profiles
+
+    try:
+        return ", ".join(list_profiles()) or "none found"
+    except HubprobeError as exc:
+        return f"none found ({exc})"
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Keeps the descriptions' own line breaks (the exit-status tables)."""
+
+
+def _add_profile(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        help=f"a profile name or a path to a TOML file (default: {DEFAULT_PROFILE})",
+    )
+
+
+def _add_backend(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--backend", help="force a sandbox backend instead of the most faithful one that works"
+    )
+
+
+class _LazyDescription(argparse.ArgumentParser):
+    """A subparser whose description lists the profiles only when --help prints it."""
+
+    def format_help(self) -> str:
+        if self.description and "{profiles}" in self.description:
+            self.description = self.description.replace("{profiles}", _profile_names())
+        return super().format_help()
+
+
+_COMMON_CODES = (ExitCode.USAGE, ExitCode.NO_SANDBOX, ExitCode.SIGINT, ExitCode.SIGTERM)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hubprobe",
@@ -280,54 +333,71 @@ def build_parser() -> argparse.ArgumentParser:
         "in a sandbox whose limits match a hub profile.",
     )
     parser.add_argument("--version", action="version", version=f"hubprobe {__version__}")
-    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    parser.add_argument(
+        "--profiles", metavar="DIR",
+        help="a folder of hub profiles (<name>.toml) to use instead of the shipped ones; "
+        "also HUBPROBE_PROFILES",
+    )  # fmt: skip
+    sub = parser.add_subparsers(
+        dest="cmd", required=True, metavar="COMMAND", parser_class=_LazyDescription
+    )
 
     p = sub.add_parser(
         "doctor",
         help="which sandbox backends work here, and what to do about those that do not",
+        formatter_class=_Help,
         description="List every sandbox backend, whether it works on this machine and, "
-        "for each one that does not, why and what to do. Exit 0 if a sandbox can be made.",
+        "for each one that does not, why and what to do.\n\n"
+        + exit_help([ExitCode.OK, ExitCode.FAILED, ExitCode.USAGE])
+        + "\n  (0: a sandbox can be made here; 1: no backend works)",
     )
+    p.add_argument("--json", metavar="FILE", nargs="?", const="-", help=_JSON_HELP)
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser(
         "limits",
         help="the limits this process lives under (cgroup, MEM_LIMIT/CPU_LIMIT, home)",
+        formatter_class=_Help,
         description="Print the memory and CPU limits and usage of the current cgroup, "
         "JupyterHub's MEM_LIMIT and CPU_LIMIT, os.cpu_count() and the home's size. "
-        "Works inside a hubprobe sandbox and in a terminal on a real hub.",
+        "Works inside a hubprobe sandbox and in a terminal on a real hub.\n\n"
+        + exit_help([ExitCode.OK, ExitCode.USAGE]),
     )
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.add_argument(
+        "--json", metavar="FILE", nargs="?", const="-",
+        help=_JSON_HELP + "; --json alone prints JSON instead of the table",
+    )  # fmt: skip
     p.set_defaults(func=cmd_limits)
 
-    names = ", ".join(list_profiles()) or "none found"
     p = sub.add_parser(
         "sandbox",
         help="run a command under a hub profile's limits",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Help,
         description=textwrap.dedent(
-            f"""\
+            """\
             Run CMD under a hub profile's memory, CPU and storage limits, in a
             private home of the profile's storage size, and tear everything
             down afterwards (also on Ctrl-C, SIGTERM or timeout).
 
-            profiles: {names}
-            backends: {", ".join(c.name for c in BACKENDS)} (see hubprobe doctor)
+            profiles: {profiles}
+            backends: see hubprobe doctor
 
-            exit status: CMD's own status (137 when it was killed for memory),
-              124 when it was stopped at --timeout, 125 when hubprobe could not
-              make the sandbox (bad profile, no backend), 130/143 when hubprobe
-              itself was interrupted (SIGINT/SIGTERM)."""
+            """
+        )
+        + exit_help(
+            [ExitCode.COMMAND_TIMEOUT, *_COMMON_CODES],
+            extra="CMD's own status (137 when it was killed for memory), or:",
         ),
     )
+    _add_profile(p)
+    _add_backend(p)
     p.add_argument(
-        "--profile",
-        default=DEFAULT_PROFILE,
-        help=f"a profile name or a path to a TOML file (default: {DEFAULT_PROFILE})",
+        "--timeout", type=float, metavar="S", help="stop CMD after S seconds (exit status 124)"
     )
-    p.add_argument("--backend", help="force a backend instead of choosing the most faithful one")
-    p.add_argument("--timeout", type=float, help="stop CMD after this many seconds")
-    p.add_argument("--report", metavar="FILE", help="write a JSON report of the run")
+    p.add_argument(
+        "--json", "--report", dest="json", metavar="FILE",
+        help=_JSON_HELP + " (--report is the old name)",
+    )  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD [ARGS...]")
     p.set_defaults(func=cmd_sandbox)
@@ -335,13 +405,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "probes",
         help="run the probe notebooks and verify every claim",
+        formatter_class=_Help,
         description="Run each probe notebook through a real Jupyter server in a sandbox "
         "matching the profile, check every claim's expectations, write the executed "
-        "notebooks back and the results file. Exit 0 if every claim run is verified, "
-        "1 if any failed, 125 if no sandbox could be made.",
+        "notebooks back and the results file.\n\n"
+        + exit_help([ExitCode.OK, ExitCode.FAILED, *_COMMON_CODES]),
     )
-    p.add_argument("--profile", default=DEFAULT_PROFILE, help="profile name or TOML path")
-    p.add_argument("--backend", help="force a sandbox backend")
+    _add_profile(p)
+    _add_backend(p)
     p.add_argument("--only", nargs="+", metavar="ID", help="only the probes for these claim ids")
     p.add_argument("--probes-dir", default="probes", help="where the probe notebooks are")
     p.add_argument("--claims", help="the claim registry (default: PROBES_DIR/claims.toml)")
@@ -355,9 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "check",
         help="will an assignment fit on the hub? run notebooks under a profile's limits",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Help,
         description=textwrap.dedent(
-            f"""\
+            """\
             Run each NOTEBOOK as a student would: a fresh Jupyter server and
             kernel in a sandbox with the profile's memory, CPU and storage
             limits, the notebook's folder (with the files it reads) copied
@@ -367,33 +438,33 @@ def build_parser() -> argparse.ArgumentParser:
             limit, the headroom, the heaviest cells and hints for the author.
             The run stops at the first cell that is killed, raises or times
             out; cells are numbered from 1 over all cells, markdown included.
+            A notebook's own hubprobe metadata is ignored: the profile and
+            the timeout are the ones given here.
 
-            profiles: {names}
+            profiles: {profiles}
 
-            verdicts and exit status (several notebooks: the highest):
-              0  fits     the peak stayed under 80% of the memory limit
-              3  tight    the peak reached 80% of the limit or more
-              4  timeout  a cell ran longer than --timeout
-              5  error    a cell raised an exception (not tagged raises-exception)
-              6  killed   the kernel was killed (out of memory) during a cell
-              2  bad input: a missing file, not a notebook, not a Python
-                 notebook, an unknown profile; nothing was run
-              125  no sandbox could be made here (see hubprobe doctor)
-              130/143  hubprobe was interrupted (SIGINT/SIGTERM)"""
+            verdicts (several notebooks: the exit status of the worst):
+              fits, tight, timeout, error, killed
+
+            """
+        )
+        + exit_help(
+            [
+                ExitCode.OK, ExitCode.TIGHT, ExitCode.TIMEOUT, ExitCode.ERROR, ExitCode.KILLED,
+                *_COMMON_CODES,
+            ]
         ),
-    )
-    p.add_argument("notebooks", nargs="+", metavar="NOTEBOOK", help="a .ipynb file")
-    p.add_argument(
-        "--profile",
-        default=DEFAULT_PROFILE,
-        help=f"a profile name or a path to a TOML file (default: {DEFAULT_PROFILE})",
-    )
-    p.add_argument("--backend", help="force a sandbox backend")
-    p.add_argument(
-        "--timeout", type=float, default=300.0, metavar="S",
-        help="stop a cell that runs longer than S seconds; verdict timeout (default: 300)",
     )  # fmt: skip
-    p.add_argument("--json", metavar="FILE", help="write a JSON report for scripts")
+    p.add_argument("notebooks", nargs="+", metavar="NOTEBOOK", help="a .ipynb file")
+    _add_profile(p)
+    _add_backend(p)
+    p.add_argument(
+        "--cell-timeout", "--timeout", dest="cell_timeout", type=float, default=300.0,
+        metavar="S",
+        help="stop a cell that runs longer than S seconds; verdict timeout (default: 300;"
+        " --timeout is the old name)",
+    )  # fmt: skip
+    p.add_argument("--json", metavar="FILE", help=_JSON_HELP + "; the table then goes to stderr")
     p.add_argument(
         "--html", metavar="FILE",
         help="write a self-contained HTML report with a chart of memory across the cells",
@@ -404,18 +475,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.profiles:
+        os.environ["HUBPROBE_PROFILES"] = args.profiles
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupted)
     try:
         code: int = args.func(args)
+    except HubprobeError as exc:
+        _say(str(exc))
+        return int(exc.exit_code)
     except Interrupted as exc:
         _say(f"interrupted by {exc}; sandbox torn down")
         return 128 + exc.signum
     except BrokenPipeError:
         # Output piped into `head`: not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    return code
+        return ExitCode.FAILED
+    return int(code)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ from traitlets import Bool, Float, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 from traitlets.log import get_logger
 
-from hubprobe import cgroupfs
+from hubprobe.cgroup import fs
+from hubprobe.cgroup.locate import NoCgroup, own_groups
 from hubprobe.units import format_bytes
 
 __all__ = [
@@ -100,13 +101,13 @@ class MemoryFiles:
         if version == 1:
             kills, usage = group / "memory.oom_control", group / "memory.usage_in_bytes"
             self._inactive = b"total_inactive_file"  # hierarchical: the whole session
-            limit = cgroupfs.read_int(group / "memory.limit_in_bytes")
+            limit = fs.read_int(group / "memory.limit_in_bytes")
         else:
             kills, usage = group / "memory.events", group / "memory.current"
             self._inactive = b"inactive_file"
             text = (group / "memory.max").read_text().strip()
-            limit = cgroupfs.UNLIMITED if text == "max" else int(text)
-        self.limit_bytes = None if limit >= cgroupfs.UNLIMITED else limit
+            limit = fs.UNLIMITED if text == "max" else int(text)
+        self.limit_bytes = None if limit >= fs.UNLIMITED else limit
         self._kills_fd = os.open(kills, os.O_RDONLY)
         self._usage_fd = os.open(usage, os.O_RDONLY)
 
@@ -129,28 +130,20 @@ class MemoryFiles:
 
 def find_memory_files(proc: Path = PROC) -> MemoryFiles | None:
     """This process's memory cgroup, or None where there is none to read."""
-    mounts = cgroupfs.cgroup_mounts(proc)
-    own = cgroupfs.own_cgroups(proc)
-    candidates: list[tuple[Path, int]] = []
-    for m in mounts:
-        if m.version == 1 and "memory" in m.controllers:
-            candidates.append((m.mountpoint / own.get("memory", "/").lstrip("/"), 1))
-            # A container without a cgroup namespace sees its own group at the
-            # mount point while /proc/self/cgroup names the host's path.
-            candidates.append((m.mountpoint, 1))
-        elif m.version == 2 and "" in own:
-            candidates.append((m.mountpoint / own[""].lstrip("/"), 2))
-            candidates.append((m.mountpoint, 2))
-    for group, version in sorted(candidates, key=lambda c: c[1]):  # stable: v1 first
-        if (group / ("memory.oom_control" if version == 1 else "memory.events")).is_file():
-            files = MemoryFiles(group, version)
-            try:
-                files.kills()  # no oom_kill line (Linux < 4.13): nothing to go by
-            except (OSError, ValueError, KeyError):
-                files.close()
-                raise
-            return files
-    return None
+    try:
+        groups = own_groups(proc)
+    except NoCgroup:
+        return None
+    kills = "memory.oom_control" if groups.version == 1 else "memory.events"
+    if not (groups.memory / kills).is_file():
+        return None
+    files = MemoryFiles(groups.memory, groups.version)
+    try:
+        files.kills()  # no oom_kill line (Linux < 4.13): nothing to go by
+    except (OSError, ValueError, KeyError):
+        files.close()
+        raise
+    return files
 
 
 # -- the state file: the counter each kernel last saw ---------------------------

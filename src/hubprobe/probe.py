@@ -12,10 +12,20 @@ import json
 import os
 from typing import Any
 
-from hubprobe.jupyter_api import ServerAPI
-from hubprobe.session import SessionLimits, read_session
+from hubprobe.cgroup.session import SessionLimits, read_session
+from hubprobe.jupyter.api import ApiError, ServerAPI
+from hubprobe.jupyter.cells import wait_usable
 
-__all__ = ["FIGURES_MIME", "record", "server", "session"]
+# Probe notebooks import only from here: the engine's modules may move, the probes stay.
+__all__ = [
+    "FIGURES_MIME",
+    "ApiError",
+    "record",
+    "recorded_figures",
+    "server",
+    "session",
+    "wait_usable",
+]
 
 FIGURES_MIME = "application/vnd.hubprobe.figures+json"
 
@@ -30,7 +40,7 @@ def record(**figures: Any) -> None:
 
 def server() -> ServerAPI:
     """The REST API of the Jupyter server this kernel belongs to."""
-    from hubprobe.server import TOKEN_ENV, URL_ENV
+    from hubprobe.jupyter.server import TOKEN_ENV, URL_ENV
 
     try:
         return ServerAPI(os.environ[URL_ENV], os.environ[TOKEN_ENV])
@@ -41,3 +51,14 @@ def server() -> ServerAPI:
 def session() -> SessionLimits:
     """The session's limits and usage, read from its cgroup as `hubprobe limits` does."""
     return read_session()
+
+
+def recorded_figures(nb: Any) -> dict[str, Any]:
+    """What a probe recorded with :func:`record`, read back from its executed notebook."""
+    figures: dict[str, Any] = {}
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {}).get(FIGURES_MIME)
+            if isinstance(data, dict):
+                figures.update(data)
+    return figures

@@ -12,6 +12,7 @@ Validation is strict (unknown keys are errors) because a typo such as
 from __future__ import annotations
 
 import difflib
+import importlib.resources
 import math
 import os
 import re
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hubprobe.errors import UsageError
 from hubprobe.units import parse_bytes
 
 __all__ = [
@@ -32,6 +34,8 @@ __all__ = [
 ]
 
 DEFAULT_PROFILE = "curriculum-guide"
+#: Where the wheel carries the repository's profiles/ (see pyproject.toml).
+_SHIPPED = "profiles_data"
 
 # Each key with an example value; examples are shown in errors so a fix can be pasted.
 _TOP = {"name": '"datahub"', "title": '"UC Berkeley DataHub"', "description": '"one line"'}
@@ -51,17 +55,14 @@ _OOM_SCOPES = ("process", "container")
 _INTERFACES = ("jupyterlab", "notebook7", "classic")
 
 
-class ProfileError(Exception):
+class ProfileError(UsageError):
     """A profile that cannot be used; ``str()`` is one line: file, key, problem, fix."""
 
     def __init__(self, file: str | Path, key: str, problem: str, fix: str = "") -> None:
         self.file = str(file)
         self.key = key
         self.problem = problem
-        self.fix = fix
-        text = f"{self.file}: {key}: {problem}" + (f"; {fix}" if fix else "")
-        # One line, always: callers print it as is, and tests grep it.
-        super().__init__(" ".join(text.split()))
+        super().__init__(f"{self.file}: {key}: {problem}", fix)
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,11 @@ class Profile:
 def profiles_dir() -> Path:
     """The folder holding ``<name>.toml`` profiles.
 
-    ``HUBPROBE_PROFILES`` wins; otherwise the nearest ``profiles/`` holding
-    the default profile, looking up from the working directory and then from
-    this file (an editable install lives inside the repo).
+    ``HUBPROBE_PROFILES`` (or ``--profiles DIR``, which sets it) wins;
+    otherwise the profiles shipped inside the package, read through
+    :mod:`importlib.resources`, so an installed hubprobe works from any
+    folder. In a source checkout (an editable install) the package has no
+    copy and the repository's own ``profiles/`` is that folder.
     """
     override = os.environ.get("HUBPROBE_PROFILES")
     if override:
@@ -111,15 +114,15 @@ def profiles_dir() -> Path:
             fix = "point it at a folder of .toml profiles"
             raise ProfileError(path, "HUBPROBE_PROFILES", "not a directory", fix)
         return path
-    starts = (Path.cwd(), Path(__file__).resolve().parent)
-    for start in starts:
-        for folder in (start, *start.parents):
-            candidate = folder / "profiles"
-            if (candidate / f"{DEFAULT_PROFILE}.toml").is_file():
-                return candidate
-    problem = f"no profiles/ with {DEFAULT_PROFILE}.toml above {starts[0]} or {starts[1]}"
-    fix = "run inside the hubprobe repo or set HUBPROBE_PROFILES to the profiles folder"
-    raise ProfileError("profiles/", "HUBPROBE_PROFILES", problem, fix)
+    shipped = importlib.resources.files("hubprobe") / _SHIPPED
+    if isinstance(shipped, Path) and (shipped / f"{DEFAULT_PROFILE}.toml").is_file():
+        return shipped
+    checkout = Path(__file__).resolve().parents[2] / "profiles"
+    if (checkout / f"{DEFAULT_PROFILE}.toml").is_file():
+        return checkout
+    problem = f"this installation of hubprobe has no {_SHIPPED}/ folder with {DEFAULT_PROFILE}.toml"
+    fix = "reinstall hubprobe from its wheel, or set HUBPROBE_PROFILES to a folder of profiles"
+    raise ProfileError(str(shipped), "HUBPROBE_PROFILES", problem, fix)
 
 
 def list_profiles() -> list[str]:

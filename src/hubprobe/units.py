@@ -90,13 +90,16 @@ def _explain(text: str) -> str:
 _UNITS = (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10))
 
 
-def format_bytes(n: int) -> str:
+def format_bytes(n: int, *, measured: bool = False) -> str:
     """Return a short binary size: "2 GiB", "512 MiB", "1.5 GiB", "0 B".
 
     Uses the largest unit that gives a number >= 1. If that number is not
     exact to two decimals but the next smaller unit is exact and short
     (2056 MiB), the smaller unit is used, so hub settings like "2056M" read
     back as written.
+
+    ``measured``: a measurement, rounded as a reader wants it ("324 MiB",
+    "1.62 GiB"): a setting stays exact, a measurement needs no 0.01 MiB.
     """
     if isinstance(n, bool) or not isinstance(n, int):
         msg = f"format_bytes needs an int number of bytes, not {type(n).__name__}"
@@ -104,6 +107,8 @@ def format_bytes(n: int) -> str:
     if n < 0:
         msg = f"negative byte count {n}; sizes are >= 0"
         raise ValueError(msg)
+    if measured:
+        return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
     candidates = [(name, size) for name, size in _UNITS if n >= size]
     if not candidates:
         return f"{n} B"

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from hubprobe import cgroupfs
-from hubprobe.cgroupfs import CgroupMount, CpuReading, MemoryReading
-from hubprobe.sandbox import Limits, SandboxError
+from hubprobe.cgroup import fs
+from hubprobe.cgroup.fs import CgroupMount, CpuReading, MemoryReading
+from hubprobe.sandbox import Limits, SandboxError, common
 from hubprobe.sandbox import cgroup2 as mod
-from hubprobe.sandbox.cgroup2 import Cgroup2Backend, NotUsable, Place
+from hubprobe.sandbox.cgroup2 import Cgroup2Backend, Place
+from hubprobe.sandbox.common import NotUsable
 from hubprobe.sandbox.run import run_command
 
 MiB = 2**20
@@ -143,8 +144,8 @@ def fixture_proc(tmp_path: Path, top: Path, own: str) -> Path:
 
 def test_check_against_a_fixture_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mod.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(mod.shutil, "which", lambda name: f"/usr/bin/{name}")
-    monkeypatch.setattr(mod, "_LOOP_CONTROL", tmp_path)  # exists
+    monkeypatch.setattr(common.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(common, "_LOOP_CONTROL", tmp_path)  # exists
     top = group(tmp_path / "cg", enabled="memory", procs="1\n", root=True)
     status = Cgroup2Backend(proc=fixture_proc(tmp_path, top, "/")).check()
     assert status.usable, status
@@ -153,7 +154,7 @@ def test_check_against_a_fixture_machine(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_check_names_missing_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mod.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(mod.shutil, "which", lambda name: None if name == "losetup" else name)
+    monkeypatch.setattr(common.shutil, "which", lambda name: None if name == "losetup" else name)
     top = group(tmp_path / "cg", root=True)
     status = Cgroup2Backend(proc=fixture_proc(tmp_path, top, "/")).check()
     assert not status.usable
@@ -231,7 +232,7 @@ def test_real_oom_kill_and_readings() -> None:
 @real
 @pytest.mark.sandbox
 def test_real_inside_sees_its_own_limits() -> None:
-    point = next(m.mountpoint for m in cgroupfs.cgroup_mounts() if m.version == 2)
+    point = next(m.mountpoint for m in fs.cgroup_mounts() if m.version == 2)
     with Cgroup2Backend().create(SMALL) as sb:
         sb.spawn(
             ["cat", "/proc/self/cgroup", f"{point}/memory.max", f"{point}/cpu.max"],

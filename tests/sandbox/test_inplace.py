@@ -11,17 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from hubprobe import cgroupfs
-from hubprobe.cgroupfs import CgroupMount
+from hubprobe.cgroup import fs
+from hubprobe.cgroup.fs import CgroupMount
+from hubprobe.cgroup.locate import locate
 from hubprobe.sandbox import Limits, SandboxError
 from hubprobe.sandbox.cgroup1 import Cgroup1Backend
-from hubprobe.sandbox.cgroup2 import NotUsable
-from hubprobe.sandbox.inplace import (
-    InplaceBackend,
-    effective_memory_limit,
-    locate,
-    read_groups,
-)
+from hubprobe.sandbox.inplace import InplaceBackend, effective_memory_limit, read_groups
 
 GiB = 2**30
 MiB = 2**20
@@ -92,7 +87,7 @@ def v2_tree(root: Path) -> Path:
 
 
 def _own_and_mounts(proc: Path) -> tuple[dict[str, str], list[CgroupMount]]:
-    return cgroupfs.own_cgroups(proc), cgroupfs.cgroup_mounts(proc)
+    return fs.own_cgroups(proc), fs.cgroup_mounts(proc)
 
 
 def test_v1_session(tmp_path: Path) -> None:
@@ -119,18 +114,6 @@ def test_v2_session_limited_above_itself(tmp_path: Path) -> None:
     r = read_groups(groups, peak_seen=7000)
     assert (r.memory_bytes, r.peak_memory_bytes, r.memory_limit_bytes) == (5000, 7000, GiB)
     assert (r.oom_kills, r.cpu_seconds, r.throttled_seconds) == (1, 4.0, 1.0)
-
-
-def test_container_without_cgroup_namespace_reads_its_mount_root(tmp_path: Path) -> None:
-    # /proc/self/cgroup names the host's path, but the mount's root is ours.
-    point = write(tmp_path / "memory", {})
-    mounts = [CgroupMount(point, 1, frozenset({"memory"}), "memory")]
-    own = {"memory": "/docker/0123abcd"}
-    assert locate(own, mounts).memory == point
-    with pytest.raises(SandboxError, match="not under"):
-        locate(own, mounts, strict=True)
-    with pytest.raises(NotUsable, match="no memory cgroup"):
-        locate({"cpu": "/"}, mounts)
 
 
 def test_check_and_create_against_a_fixture_hub(tmp_path: Path) -> None:
@@ -163,7 +146,7 @@ def test_no_limit_is_not_usable(tmp_path: Path) -> None:
 def test_this_machine() -> None:
     """On CI our cgroup has no memory limit: inplace says so instead of measuring nothing."""
     backend = InplaceBackend()
-    groups = locate(cgroupfs.own_cgroups(), cgroupfs.cgroup_mounts())
+    groups = locate(fs.own_cgroups(), fs.cgroup_mounts())
     status = backend.check()
     if effective_memory_limit(groups) is None:
         assert not status.usable

@@ -6,6 +6,7 @@ the one asked for; it never falls back silently to a less faithful one.
 
 from __future__ import annotations
 
+from hubprobe.errors import UsageError
 from hubprobe.sandbox.base import (
     Availability,
     Backend,
@@ -17,7 +18,7 @@ from hubprobe.sandbox.base import (
 )
 from hubprobe.sandbox.cgroup1 import Cgroup1Backend
 from hubprobe.sandbox.cgroup2 import Cgroup2Backend
-from hubprobe.sandbox.container import DockerBackend, PodmanBackend
+from hubprobe.sandbox.engine import DockerBackend, PodmanBackend
 from hubprobe.sandbox.inplace import InplaceBackend
 from hubprobe.sandbox.systemd import SystemdBackend
 
@@ -52,7 +53,7 @@ def get_backend(name: str) -> Backend:
         if cls.name == name:
             return cls()
     names = ", ".join(cls.name for cls in BACKENDS)
-    raise SandboxError(f"unknown backend {name!r}; choose one of: {names}")
+    raise UsageError(f"unknown backend {name!r}", f"choose one of: {names}")
 
 
 def choose_backend(name: str | None = None) -> Backend:

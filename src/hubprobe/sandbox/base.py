@@ -18,8 +18,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar, Self
 
+from hubprobe.errors import ExitCode, HubprobeError
+
 if TYPE_CHECKING:
-    from hubprobe.cgroupfs import CpuReading, MemoryReading
+    from hubprobe.cgroup.fs import CpuReading, MemoryReading
     from hubprobe.profiles import Profile
 
 __all__ = [
@@ -34,8 +36,10 @@ __all__ = [
 ]
 
 
-class SandboxError(RuntimeError):
+class SandboxError(HubprobeError):
     """A sandbox could not be created or used; the message says what to do."""
+
+    exit_code = ExitCode.NO_SANDBOX
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +80,7 @@ class Reading:
 
 
 def reading_from(mem: MemoryReading, cpu: CpuReading, peak_seen: int = 0) -> Reading:
-    """A :class:`Reading` from cgroupfs readings (wall time is filled in by the sandbox).
+    """A :class:`Reading` from cgroup.fs readings (wall time is filled in by the sandbox).
 
     ``peak_seen`` stands in for the peak where the kernel keeps none (v2
     before Linux 5.19): the largest usage read so far, a lower bound.

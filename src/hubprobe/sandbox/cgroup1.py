@@ -7,10 +7,8 @@ cgroups, so that whatever limits hubprobe itself lives under still hold.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -19,8 +17,9 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from hubprobe import cgroupfs
-from hubprobe.cgroupfs import CgroupMount
+from hubprobe.cgroup import fs
+from hubprobe.cgroup.fs import CgroupMount
+from hubprobe.cgroup.locate import locate, v1_mount
 from hubprobe.sandbox import home, namespace
 from hubprobe.sandbox.base import (
     Availability,
@@ -32,42 +31,12 @@ from hubprobe.sandbox.base import (
     SandboxError,
     reading_from,
 )
+from hubprobe.sandbox.common import kill_cgroup, remove_cgroup
 
-__all__ = ["Cgroup1Backend", "Cgroup1Sandbox", "kill_cgroup", "remove_cgroup"]
+__all__ = ["Cgroup1Backend", "Cgroup1Sandbox"]
 
 CFS_PERIOD_US = 100_000
 _TOOLS = ("unshare", "mount", "umount", "mkfs.ext4", "losetup", "setpriv")
-
-
-def _v1_mount(mounts: list[CgroupMount], controller: str) -> CgroupMount | None:
-    return next((m for m in mounts if m.version == 1 and controller in m.controllers), None)
-
-
-def kill_cgroup(group: Path, timeout: float = 5.0) -> None:
-    """SIGKILL every process in ``group`` until it stays empty (it may be forking)."""
-    deadline = time.monotonic() + timeout
-    while pids := cgroupfs.pids_in(group):
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        if time.monotonic() > deadline:
-            raise SandboxError(f"processes {pids} in {group} survive SIGKILL")
-        time.sleep(0.002)
-
-
-def remove_cgroup(group: Path, timeout: float = 3.0) -> None:
-    """rmdir a cgroup; the kernel says EBUSY for a moment after its last process dies."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            group.rmdir()
-            return
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
-                raise
-            time.sleep(0.005)
 
 
 class Cgroup1Backend(Backend):
@@ -83,8 +52,8 @@ class Cgroup1Backend(Backend):
                 "creating v1 cgroups and loop mounts needs root",
                 "run hubprobe as root (sudo), or use the systemd, docker or podman backend",
             )
-        mounts = cgroupfs.cgroup_mounts()
-        missing = [c for c in ("memory", "cpu", "cpuacct") if _v1_mount(mounts, c) is None]
+        mounts = fs.cgroup_mounts()
+        missing = [c for c in ("memory", "cpu", "cpuacct") if v1_mount(mounts, c) is None]
         if missing:
             return Availability(
                 self.name,
@@ -138,11 +107,12 @@ class Cgroup1Sandbox(Sandbox):
             raise
 
     def _make_cgroups(self, name: str) -> None:
-        mounts = cgroupfs.cgroup_mounts()
-        own = cgroupfs.own_cgroups()
-        for controller in ("memory", "cpu", "cpuacct"):
-            mount = _v1_mount(mounts, controller)
-            if mount is None:
+        mounts = fs.cgroup_mounts()
+        own = locate(fs.own_cgroups(), mounts, version=1)
+        parents = {"memory": own.memory, "cpu": own.cpu, "cpuacct": own.cpuacct}
+        for controller, parent in parents.items():
+            mount = v1_mount(mounts, controller)
+            if mount is None or parent is None:
                 raise SandboxError(
                     f"no cgroup v1 hierarchy for {controller}; try `hubprobe doctor`"
                 )
@@ -151,7 +121,7 @@ class Cgroup1Sandbox(Sandbox):
                     next(iter(mount.controllers & set(self._groups)))
                 ]
                 continue
-            group = mount.mountpoint / own.get(controller, "/").lstrip("/") / name
+            group = parent / name
             group.mkdir()
             self._groups[controller] = group
             self._remount.append(mount)
@@ -180,8 +150,8 @@ class Cgroup1Sandbox(Sandbox):
         )
 
     def _read(self) -> Reading:
-        mem = cgroupfs.read_memory_v1(self._groups["memory"])
-        return reading_from(mem, cgroupfs.read_cpu_v1(self._groups["cpu"], self._groups["cpuacct"]))
+        mem = fs.read_memory_v1(self._groups["memory"])
+        return reading_from(mem, fs.read_cpu_v1(self._groups["cpu"], self._groups["cpuacct"]))
 
     def reset_peak(self) -> bool:
         # v1 resets the high-water mark on any write to it.
@@ -239,7 +209,7 @@ class _OomGroupWatcher:
 
     def _oom_kills(self) -> int:
         try:
-            return cgroupfs.read_keyed(self._group / "memory.oom_control").get("oom_kill", 0)
+            return fs.read_keyed(self._group / "memory.oom_control").get("oom_kill", 0)
         except OSError:
             return 0
 

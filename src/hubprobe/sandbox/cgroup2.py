@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from hubprobe import cgroupfs
-from hubprobe.cgroupfs import CgroupMount
+from hubprobe.cgroup import fs
+from hubprobe.cgroup.fs import CgroupMount
+from hubprobe.cgroup.locate import NoCgroup, locate
 from hubprobe.sandbox import home, namespace
 from hubprobe.sandbox.base import (
     Availability,
@@ -39,40 +39,22 @@ from hubprobe.sandbox.base import (
     SandboxError,
     reading_from,
 )
-from hubprobe.sandbox.cgroup1 import kill_cgroup, remove_cgroup
+from hubprobe.sandbox.common import NotUsable, kill_cgroup, namespace_tools_missing, remove_cgroup
 
 __all__ = [
     "CPU_PERIOD_US",
     "Cgroup2Backend",
     "Cgroup2Sandbox",
-    "NotUsable",
     "Place",
     "choose_parent",
     "find_own_group",
     "find_place",
-    "first_line",
-    "namespace_tools_missing",
-    "run_tool",
     "write_limits",
 ]
 
 CPU_PERIOD_US = 100_000
 NEEDED = ("memory", "cpu")
 _PROC = Path("/proc")
-_LOOP_CONTROL = Path("/dev/loop-control")
-_NAMESPACE_TOOLS = ("unshare", "mount", "umount", "mkfs.ext4", "losetup")
-
-
-class NotUsable(SandboxError):
-    """Why a backend cannot work here, and what to do; ``check()`` reports it."""
-
-    def __init__(self, reason: str, fix: str) -> None:
-        super().__init__(f"{reason}; {fix}")
-        self.reason = reason
-        self.fix = fix
-
-    def availability(self, backend: str) -> Availability:
-        return Availability(backend, False, self.reason, self.fix)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,20 +64,6 @@ class Place:
     mount: CgroupMount
     parent: Path
     enable: tuple[str, ...]
-
-
-def run_tool(argv: Sequence[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """Run a helper command (systemctl, docker, losetup); missing or hung reads as failed."""
-    try:
-        return subprocess.run(
-            list(argv), capture_output=True, text=True, check=False, timeout=timeout
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return subprocess.CompletedProcess(list(argv), 127, "", str(exc))
-
-
-def first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 def _words(path: Path) -> set[str]:
@@ -109,24 +77,11 @@ def find_own_group(
     mounts: Sequence[CgroupMount], own: Mapping[str, str]
 ) -> tuple[CgroupMount, Path]:
     """The v2 mount and our own cgroup's directory in it ("0::/path" in /proc/self/cgroup)."""
-    v2 = [m for m in mounts if m.version == 2]
-    if not v2:
-        raise NotUsable(
-            "no cgroup v2 hierarchy is mounted", "on a cgroup v1 machine use the cgroup1 backend"
-        )
-    path = own.get("")
-    if path is None:
-        raise NotUsable(
-            "this process is in no cgroup v2 group (/proc/self/cgroup has no 0:: line)",
-            "use the cgroup1 backend",
-        )
-    for mount in v2:
-        group = mount.mountpoint / path.lstrip("/")
-        if group.is_dir():
-            return mount, group
-    # A container without its own cgroup namespace shows the host's path in
-    # /proc/self/cgroup, while the mount's root is our cgroup.
-    return v2[0], v2[0].mountpoint
+    try:
+        groups = locate(own, mounts, version=2)
+    except NoCgroup as exc:
+        raise NotUsable(exc.reason, exc.fix) from None
+    return groups.mount, groups.memory
 
 
 def choose_parent(own: Path, top: Path) -> tuple[Path, tuple[str, ...]]:
@@ -144,14 +99,14 @@ def choose_parent(own: Path, top: Path) -> tuple[Path, tuple[str, ...]]:
     enable = tuple(c for c in NEEDED if c not in _words(own / "cgroup.subtree_control"))
     # The hierarchy's root has no cgroup.type and may hold processes and children alike.
     is_root = not (own / "cgroup.type").exists()
-    if not enable or is_root or not cgroupfs.pids_in(own):
+    if not enable or is_root or not fs.pids_in(own):
         parent = own
     elif own != top:
         # Our cgroup got memory and cpu from its parent's subtree_control, so
         # that parent hands them out and holds no process: go beside ourselves.
         parent, enable = own.parent, ()
     else:
-        pids = cgroupfs.pids_in(own)
+        pids = fs.pids_in(own)
         raise NotUsable(
             f"our cgroup {own} holds processes ({len(pids)}, ours among them) and does not"
             f" enable {' and '.join(enable)} for child cgroups; cgroup v2 forbids that"
@@ -173,28 +128,10 @@ def choose_parent(own: Path, top: Path) -> tuple[Path, tuple[str, ...]]:
 
 
 def find_place(proc: Path = _PROC) -> Place:
-    mounts = cgroupfs.cgroup_mounts(proc)
-    mount, own = find_own_group(mounts, cgroupfs.own_cgroups(proc))
+    mounts = fs.cgroup_mounts(proc)
+    mount, own = find_own_group(mounts, fs.own_cgroups(proc))
     parent, enable = choose_parent(own, mount.mountpoint)
     return Place(mount, parent, enable)
-
-
-def namespace_tools_missing(
-    tools: Sequence[str] = _NAMESPACE_TOOLS, loop_control: Path = _LOOP_CONTROL
-) -> NotUsable | None:
-    """What the namespace bootstrap and the loop-mounted home need from the machine."""
-    absent = [t for t in tools if shutil.which(t) is None]
-    if absent:
-        return NotUsable(
-            f"commands not found: {', '.join(absent)}",
-            "install them: apt-get install -y util-linux mount e2fsprogs",
-        )
-    if not loop_control.exists():
-        return NotUsable(
-            f"{loop_control} is missing, so the home image cannot be loop-mounted",
-            "modprobe loop, or run the container --privileged",
-        )
-    return None
 
 
 def write_limits(group: Path, limits: Limits) -> None:
@@ -285,9 +222,9 @@ class Cgroup2Sandbox(Sandbox):
         )
 
     def _read(self) -> Reading:
-        mem = cgroupfs.read_memory_v2(self.group)
+        mem = fs.read_memory_v2(self.group)
         self._peak_seen = max(self._peak_seen, mem.usage_bytes)
-        return reading_from(mem, cgroupfs.read_cpu_v2(self.group), self._peak_seen)
+        return reading_from(mem, fs.read_cpu_v2(self.group), self._peak_seen)
 
     def _teardown(self) -> None:
         group = self._group

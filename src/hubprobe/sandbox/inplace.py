@@ -20,8 +20,9 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from hubprobe import cgroupfs
-from hubprobe.cgroupfs import CgroupMount, CpuReading
+from hubprobe.cgroup import fs
+from hubprobe.cgroup.fs import CpuReading
+from hubprobe.cgroup.locate import NoCgroup, ProcessGroups, own_groups
 from hubprobe.sandbox.base import (
     Availability,
     Backend,
@@ -32,16 +33,14 @@ from hubprobe.sandbox.base import (
     SandboxError,
     reading_from,
 )
-from hubprobe.sandbox.cgroup2 import NotUsable
+from hubprobe.sandbox.common import NotUsable
 from hubprobe.units import format_bytes
 
 __all__ = [
     "LIMIT_TOLERANCE",
     "InplaceBackend",
     "InplaceSandbox",
-    "ProcessGroups",
     "effective_memory_limit",
-    "locate",
     "read_groups",
 ]
 
@@ -50,70 +49,15 @@ LIMIT_TOLERANCE = 0.01
 _PROC = Path("/proc")
 
 
-@dataclasses.dataclass(frozen=True)
-class ProcessGroups:
-    """The cgroup directories one process is charged to."""
-
-    version: int
-    memory: Path
-    cpu: Path | None  # v1: the cpu hierarchy's group; v2: same as memory
-    cpuacct: Path | None
-    top: Path  # the memory hierarchy's mountpoint: where limits stop being ours
-
-
-def _v1(mounts: Sequence[CgroupMount], controller: str) -> CgroupMount | None:
-    return next((m for m in mounts if m.version == 1 and controller in m.controllers), None)
-
-
-def _dir(mount: CgroupMount, path: str, strict: bool) -> Path:
-    group = mount.mountpoint / path.lstrip("/")
-    if group.is_dir():
-        return group
-    if strict:
-        msg = f"cgroup {path} is not under {mount.mountpoint} here; is the engine on this host?"
-        raise SandboxError(msg)
-    # In a container without its own cgroup namespace, /proc/self/cgroup names
-    # the host's path while the mount's root is our own cgroup.
-    return mount.mountpoint
-
-
-def locate(
-    own: Mapping[str, str], mounts: Sequence[CgroupMount], *, strict: bool = False
-) -> ProcessGroups:
-    """Where a process's memory and cpu are accounted: v1 if memory is there, else v2.
-
-    ``own`` is a parsed ``/proc/<pid>/cgroup``. ``strict``: the paths must
-    exist as named (reading another process's cgroup, no fallback to a root).
-    """
-    memory = _v1(mounts, "memory")
-    if memory is not None and "memory" in own:
-        cpu, acct = _v1(mounts, "cpu"), _v1(mounts, "cpuacct")
-        return ProcessGroups(
-            version=1,
-            memory=_dir(memory, own["memory"], strict),
-            cpu=_dir(cpu, own.get("cpu", "/"), strict) if cpu else None,
-            cpuacct=_dir(acct, own.get("cpuacct", "/"), strict) if acct else None,
-            top=memory.mountpoint,
-        )
-    v2 = next((m for m in mounts if m.version == 2), None)
-    if v2 is None or "" not in own:
-        raise NotUsable(
-            "this process is in no memory cgroup (neither v1 nor v2)",
-            "use inplace only where the session runs in a limited container",
-        )
-    group = _dir(v2, own[""], strict)
-    return ProcessGroups(version=2, memory=group, cpu=group, cpuacct=None, top=v2.mountpoint)
-
-
 def effective_memory_limit(groups: ProcessGroups) -> int | None:
     """The tightest memory limit over the group and its ancestors that we can see."""
     if groups.version == 1:
         # v1 works the ancestors' limits out for us.
-        stat = cgroupfs.read_keyed(groups.memory / "memory.stat")
+        stat = fs.read_keyed(groups.memory / "memory.stat")
         hier = stat.get("hierarchical_memory_limit")
         if hier is not None:
-            return None if hier >= cgroupfs.UNLIMITED else hier
-        return cgroupfs.read_memory_v1(groups.memory).limit_bytes
+            return None if hier >= fs.UNLIMITED else hier
+        return fs.read_memory_v1(groups.memory).limit_bytes
     limits = []
     group = groups.memory
     while True:
@@ -128,15 +72,15 @@ def effective_memory_limit(groups: ProcessGroups) -> int | None:
 
 def read_groups(groups: ProcessGroups, peak_seen: int = 0) -> Reading:
     if groups.version == 1:
-        mem = cgroupfs.read_memory_v1(groups.memory)
+        mem = fs.read_memory_v1(groups.memory)
         cpu = (
-            cgroupfs.read_cpu_v1(groups.cpu, groups.cpuacct)
+            fs.read_cpu_v1(groups.cpu, groups.cpuacct)
             if groups.cpu is not None
             else CpuReading(None, None, None)
         )
     else:
-        mem = cgroupfs.read_memory_v2(groups.memory)
-        cpu = cgroupfs.read_cpu_v2(groups.memory)
+        mem = fs.read_memory_v2(groups.memory)
+        cpu = fs.read_cpu_v2(groups.memory)
     reading = reading_from(mem, cpu, max(peak_seen, mem.usage_bytes))
     return dataclasses.replace(reading, memory_limit_bytes=effective_memory_limit(groups))
 
@@ -160,7 +104,12 @@ class InplaceBackend(Backend):
         self._proc = proc
 
     def _groups(self) -> ProcessGroups:
-        return locate(cgroupfs.own_cgroups(self._proc), cgroupfs.cgroup_mounts(self._proc))
+        try:
+            return own_groups(self._proc)
+        except NoCgroup as exc:
+            raise NotUsable(
+                exc.reason, "use inplace only where the session runs in a limited container"
+            ) from None
 
     def check(self) -> Availability:
         try:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from hubprobe.cgroupfs import CgroupMount
+from hubprobe.cgroup.fs import CgroupMount
 
 __all__ = ["bootstrap_argv", "bootstrap_env"]
 

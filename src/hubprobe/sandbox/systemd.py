@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from hubprobe import cgroupfs
+from hubprobe.cgroup import fs
 from hubprobe.sandbox.base import (
     Availability,
     Backend,
@@ -41,7 +41,8 @@ from hubprobe.sandbox.base import (
     SandboxError,
     reading_from,
 )
-from hubprobe.sandbox.cgroup2 import NEEDED, NotUsable, first_line, run_tool
+from hubprobe.sandbox.cgroup2 import NEEDED
+from hubprobe.sandbox.common import NotUsable, first_line, run_tool
 
 __all__ = [
     "OOM_POLICY_SINCE",
@@ -118,7 +119,7 @@ def scope_argv(
 
 
 def _v2_dir(control_group: str, proc: Path = _PROC) -> Path:
-    mount = next((m for m in cgroupfs.cgroup_mounts(proc) if m.version == 2), None)
+    mount = next((m for m in fs.cgroup_mounts(proc) if m.version == 2), None)
     if mount is None:
         raise NotUsable("no cgroup v2 hierarchy is mounted", "systemd --user needs cgroup v2")
     return mount.mountpoint / control_group.lstrip("/")
@@ -260,8 +261,8 @@ class SystemdSandbox(Sandbox):
         if group is None:
             return self._after_scope_ended()
         try:
-            mem = cgroupfs.read_memory_v2(group)
-            cpu = cgroupfs.read_cpu_v2(group)
+            mem = fs.read_memory_v2(group)
+            cpu = fs.read_cpu_v2(group)
         except FileNotFoundError:
             return self._after_scope_ended()
         self._peak_seen = max(self._peak_seen, mem.usage_bytes)
@@ -276,8 +277,8 @@ class SystemdSandbox(Sandbox):
         is counted as the OOM kill it almost surely was.
         """
         last = self._last or reading_from(
-            cgroupfs.MemoryReading(0, None, self.limits.memory_bytes, 0),
-            cgroupfs.CpuReading(None, None, None),
+            fs.MemoryReading(0, None, self.limits.memory_bytes, 0),
+            fs.CpuReading(None, None, None),
         )
         killed = self.process is not None and self.process.returncode == -signal.SIGKILL
         return dataclasses.replace(last, memory_bytes=0, oom_kills=max(last.oom_kills, int(killed)))

@@ -1,0 +1,282 @@
+"""Will an assignment fit? The verdict, the heaviest cells and the hints, from cell runs.
+
+Pure: takes what the runner observed (one :class:`CellRun` per code cell)
+and the notebook's sources, returns judgements. Nothing here starts a
+sandbox, so every rule is tested on made-up cells (tests/test_verdict.py).
+
+Verdicts, from best to worst, each with its exit status for ``hubprobe check``:
+``fits`` (the session's peak stayed under 80 % of the limit), ``tight``
+(80 % or more, but nothing died), ``timeout``, ``error`` and ``killed`` (at
+the first cell where that happened, counted from 1 over all cells as a
+reader counts them, markdown included).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping, Sequence
+
+from hubprobe.errors import ExitCode
+from hubprobe.jupyter.cells import KERNEL_DIED, CellRun, Outcome
+from hubprobe.units import format_bytes
+
+__all__ = [
+    "EXIT_CODES",
+    "TIGHT_FRACTION",
+    "Hint",
+    "Verdict",
+    "exit_code",
+    "heaviest_by_memory",
+    "heaviest_by_time",
+    "hints",
+    "judge",
+    "memory_rise",
+    "stops_check",
+]
+
+#: At or above this share of the limit a notebook is "tight": a second open
+#: notebook, the browser's extensions or a student's extra cell tips it over.
+TIGHT_FRACTION = 0.8
+
+#: Exit status per verdict; higher is worse, so several notebooks exit with
+#: the highest. 1 and 2 are left to Python's crashes and to usage errors.
+EXIT_CODES: dict[str, int] = {
+    "fits": ExitCode.OK,
+    "tight": ExitCode.TIGHT,
+    "timeout": ExitCode.TIMEOUT,
+    "error": ExitCode.ERROR,
+    "killed": ExitCode.KILLED,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    kind: str  # fits | tight | timeout | error | killed
+    at_cell: int | None  # the first cell that timed out, raised or was killed
+    detail: str  # one line for a person
+    peak_memory_bytes: int
+    memory_limit_bytes: int
+
+    @property
+    def peak_fraction(self) -> float:
+        return self.peak_memory_bytes / self.memory_limit_bytes
+
+    @property
+    def headroom_bytes(self) -> int:
+        return max(self.memory_limit_bytes - self.peak_memory_bytes, 0)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.kind]
+
+
+@dataclasses.dataclass(frozen=True)
+class Hint:
+    cell: int
+    kind: str  # n_jobs | cpu_count | large_read
+    text: str
+
+
+def stops_check(run: CellRun, allowed_errors: frozenset[int] = frozenset()) -> bool:
+    """Whether the first bad cell was reached: ``check`` runs no further after it.
+
+    The runner goes on after a kill (it reconnects, as a student would), but
+    later cells would then only fail for want of the lost variables.
+    """
+    if run.outcome == "error":
+        return run.index not in allowed_errors
+    return run.outcome in KERNEL_DIED or run.outcome == Outcome.TIMEOUT
+
+
+def _error_text(run: CellRun) -> str:
+    """``KeyError: 'grade'``, from the cell's error output."""
+    for out in run.outputs:
+        if out.get("output_type") == "error":
+            value = str(out.get("evalue", "")).strip().splitlines()
+            return (
+                f"{out.get('ename', run.error_name)}: {value[0]}" if value else str(run.error_name)
+            )
+    return str(run.error_name or "an exception")
+
+
+def judge(
+    cells: Sequence[CellRun], memory_limit_bytes: int, allowed_errors: frozenset[int] = frozenset()
+) -> Verdict:
+    """The notebook's verdict: the first cell that went wrong, else peak against limit.
+
+    ``allowed_errors``: cells tagged ``raises-exception`` (nbconvert's tag for
+    a cell meant to raise); their error is not a verdict.
+    """
+    peak = max((c.peak_memory_bytes for c in cells), default=0)
+
+    def verdict(kind: str, at: int | None, detail: str) -> Verdict:
+        return Verdict(kind, at, detail, peak, memory_limit_bytes)
+
+    for c in cells:
+        if c.outcome in KERNEL_DIED:
+            if c.oom_kills:
+                why = f"out of memory ({c.oom_kills} OOM kill{'s' if c.oom_kills > 1 else ''})"
+            else:
+                why = "the kernel died, but no OOM kill was counted: not memory"
+            if c.outcome == Outcome.SERVER_DIED:
+                why += "; the whole server went down with it"
+            return verdict("killed", c.index, f"killed at cell {c.index}: {why}")
+        if c.outcome == "timeout":
+            return verdict(
+                "timeout", c.index, f"timeout at cell {c.index}: still running after "
+                f"{c.wall_seconds:.0f} s",
+            )  # fmt: skip
+        if c.outcome == "error" and c.index not in allowed_errors:
+            return verdict("error", c.index, f"error at cell {c.index}: {_error_text(c)}")
+    fraction = peak / memory_limit_bytes
+    if fraction >= TIGHT_FRACTION:
+        return verdict(
+            "tight", None, f"tight: the peak reached {fraction:.0%} of the limit; a second open "
+            "notebook or a larger input would tip it over",
+        )  # fmt: skip
+    return verdict("fits", None, f"fits: the peak stayed at {fraction:.0%} of the limit")
+
+
+def exit_code(verdicts: Sequence[Verdict]) -> int:
+    """The worst verdict's status; 0 when every notebook fits."""
+    return max((v.exit_code for v in verdicts), default=0)
+
+
+def memory_rise(run: CellRun) -> int:
+    """How far the session's memory rose above where it stood when the cell started.
+
+    Ranking by peak alone would name every cell after a big load; the rise
+    names the cell that did it.
+    """
+    start = run.memory_samples[0][1] if run.memory_samples else run.peak_memory_bytes
+    return max(run.peak_memory_bytes - start, 0)
+
+
+def _ran(cells: Sequence[CellRun]) -> list[CellRun]:
+    return [c for c in cells if c.outcome != "not-run"]
+
+
+def heaviest_by_memory(cells: Sequence[CellRun], n: int = 3) -> list[CellRun]:
+    return sorted(_ran(cells), key=lambda c: (-memory_rise(c), -c.peak_memory_bytes))[:n]
+
+
+def heaviest_by_time(cells: Sequence[CellRun], n: int = 3) -> list[CellRun]:
+    return sorted(_ran(cells), key=lambda c: -c.wall_seconds)[:n]
+
+
+# -- hints for the author -----------------------------------------------------
+_N_JOBS = re.compile(r"\bn_jobs\s*=\s*([^,)\s]+)")
+_CPU_COUNT = re.compile(r"\b(?:os|multiprocessing|mp)\.cpu_count\s*\(\s*\)")
+# A whole-file read through a library, with the file name when it is a literal.
+_READ = re.compile(
+    r"\b\w+\.(?P<fn>read_(?:csv|table|json|parquet|excel|feather|fwf|pickle|sas|stata|hdf)"
+    r"|loadtxt|genfromtxt|fromfile|load)\s*\(\s*(?:[rfb]?['\"](?P<file>[^'\"]+)['\"])?"
+)
+_ALREADY_SMALL = re.compile(
+    r"\b(?:chunksize|usecols|nrows|iterator|max_rows|columns|mmap_mode)\s*="
+)
+_FEWER_ROWS = (
+    "load only the columns and rows it needs (usecols=, max_rows=), or save it once as .npy "
+    "and open that with np.load(..., mmap_mode='r')"
+)
+#: What to suggest, by reader: pandas can read in chunks, numpy can map a binary file.
+_SMALLER_READ = {
+    "read_": "read it in chunks (chunksize=) keeping a summary of each, or only the columns "
+    "it needs (usecols=)",
+    "loadtxt": _FEWER_ROWS,
+    "genfromtxt": _FEWER_ROWS,
+    "load": "open it with mmap_mode='r', so only the parts used are read into memory",
+    "fromfile": "use np.memmap, so only the parts used are read into memory",
+}
+#: A read is worth a hint when its file, or the memory the cell took, is at
+#: least this share of the limit: below it, chunking buys little.
+LARGE_FILE_FRACTION = 0.05
+LARGE_RISE_FRACTION = 0.25
+
+
+def _code_lines(source: str) -> str:
+    """The source without comment lines and IPython magics, which run nothing of ours."""
+    keep = [ln for ln in source.splitlines() if not ln.lstrip().startswith(("#", "%", "!"))]
+    return "\n".join(keep)
+
+
+def hints(
+    sources: Mapping[int, str],
+    cells: Sequence[CellRun],
+    memory_limit_bytes: int,
+    cpu_limit: float,
+    cpu_guarantee: float,
+    node_cpus: int,
+    size_of: Callable[[str], int | None],
+) -> list[Hint]:
+    """What is worth telling the author, cell by cell.
+
+    ``sources``: code cell number -> source. ``size_of``: a file name as the
+    notebook writes it -> its size in bytes, or None if it is not there.
+    """
+    runs = {c.index: c for c in cells}
+    out: list[Hint] = []
+    for index, raw in sorted(sources.items()):
+        src = _code_lines(raw)
+        for value in _N_JOBS.findall(src):
+            if value not in ("1", "None"):
+                out.append(Hint(index, "n_jobs", _n_jobs_text(value, cpu_limit, cpu_guarantee)))
+        if _CPU_COUNT.search(src):
+            out.append(Hint(index, "cpu_count", (
+                f"os.cpu_count() gives the node's {node_cpus} cores, not the session's "
+                f"{_cpus(cpu_limit)}; use joblib.cpu_count(), which reads the limit"
+            )))  # fmt: skip
+        out += _large_reads(index, src, runs.get(index), memory_limit_bytes, size_of)
+    return out
+
+
+def _cpus(n: float) -> str:
+    return f"{n:g} CPU" + ("" if n <= 1 else "s")
+
+
+def _n_jobs_text(value: str, cpu_limit: float, cpu_guarantee: float) -> str:
+    if cpu_limit <= 1:
+        return (
+            f"n_jobs={value}: under a {_cpus(cpu_limit)} limit parallel jobs run no faster, "
+            "and each worker takes its own memory; leave n_jobs at 1"
+        )
+    # Above one CPU, parallel work can help, but only the guarantee is sure.
+    return (
+        f"n_jobs={value}: each worker takes its own memory from the same limit, and of the "
+        f"{_cpus(cpu_limit)} only {cpu_guarantee:g} is guaranteed when the node is busy; "
+        "check the peak with n_jobs=1 too"
+    )
+
+
+def _large_reads(
+    index: int,
+    src: str,
+    run: CellRun | None,
+    limit: int,
+    size_of: Callable[[str], int | None],
+) -> list[Hint]:
+    if _ALREADY_SMALL.search(src):
+        return []
+    rise = memory_rise(run) if run is not None else 0
+    out = []
+    for m in _READ.finditer(src):
+        name = m["file"]
+        size = size_of(name) if name else None
+        big_file = size is not None and size >= LARGE_FILE_FRACTION * limit
+        big_rise = rise >= LARGE_RISE_FRACTION * limit
+        if not (big_file or big_rise):
+            continue
+        what = f"{m['fn']}({name!r})" if name else f"{m['fn']}()"
+        facts = []
+        if size is not None:
+            facts.append(f"{format_bytes(size, measured=True)} on disk")
+        if run is not None and rise:
+            facts.append(
+                f"the session grew by {format_bytes(rise, measured=True)} ({rise / limit:.0%} of the limit) "
+                "in this cell"
+            )
+        how = _SMALLER_READ.get(m["fn"], _SMALLER_READ["read_"])
+        out.append(Hint(index, "large_read", f"{what}: {', and '.join(facts)}; {how}"))
+        break  # one hint per cell is enough to make the point
+    return out

@@ -1,0 +1,218 @@
+"""Run a notebook cell by cell through a real Jupyter server in a sandbox.
+
+One sandbox and one server per notebook, so every notebook starts from a
+fresh session, as a student's does. Cells tagged ``expect-kill`` pass only if
+the kernel is killed while they run; ``raises-exception`` cells may raise.
+Anything else that goes wrong is a failure, listed with the cell number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import os
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from hubprobe.jupyter.api import KernelSocket
+from hubprobe.jupyter.cells import KERNEL_DIED, CellRun, Outcome, execute_cell, wait_usable
+from hubprobe.jupyter.server import JupyterServer
+from hubprobe.profiles import Profile
+from hubprobe.sandbox import Backend, Limits
+
+__all__ = ["NotebookRun", "run_notebook"]
+
+EXPECT_KILL = "expect-kill"
+RAISES = "raises-exception"
+STOPPING = ("error", "timeout", "server-died", "dead")
+
+
+@dataclasses.dataclass
+class NotebookRun:
+    path: Path
+    cells: list[CellRun]
+    failures: list[str]
+    #: What the runner observed (kills, restarts, peak); probes add what they record.
+    figures: dict[str, Any]
+    versions: dict[str, str]
+    backend: str
+    profile: str
+    #: The profile the probe really ran under (a notebook may override fields).
+    effective_profile: Profile
+    wall_seconds: float
+    startup_seconds: float
+    notebook: nbformat.NotebookNode
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def _versions(kernel_info: dict[str, Any] | None, server_version: str) -> dict[str, str]:
+    def dist(name: str) -> str:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    lang = (kernel_info or {}).get("language_info", {})
+    return {
+        "python": platform.python_version(),
+        "jupyter_server": server_version,
+        "ipykernel": dist("ipykernel"),
+        "kernel_python": str(lang.get("version", "")),
+        "kernel_ipython": str((kernel_info or {}).get("implementation_version", "")),
+        "jupyter_resource_usage": dist("jupyter-resource-usage"),
+        "hubprobe": dist("hubprobe"),
+    }
+
+
+def _aggregate(cells: list[CellRun], server_alive: bool) -> dict[str, Any]:
+    """The runner's own figures, beside what the probe recorded."""
+    killed = [c for c in cells if c.outcome in KERNEL_DIED]
+    first = killed[0] if killed else None
+    return {
+        "oom_kills": sum(c.oom_kills for c in cells),
+        "restarts": sum(c.kernel_statuses.count("restarting") for c in cells),
+        "kernel_statuses": sorted({s for c in cells for s in c.kernel_statuses}),
+        "cells_killed": [c.index for c in killed],
+        "peak_memory_bytes": max((c.peak_memory_bytes for c in cells), default=0),
+        "seconds_to_restarting": first.seconds_to_restarting if first else None,
+        "seconds_to_usable": first.seconds_to_usable if first else None,
+        "memory_mentioned": any(c.memory_mentioned for c in killed),
+        "server_survived": server_alive,
+        "cpu_seconds": sum(c.cpu_seconds for c in cells),
+        "throttled_seconds": sum(c.throttled_seconds for c in cells),
+    }
+
+
+def run_notebook(
+    path: Path,
+    profile: Profile,
+    backend: Backend,
+    *,
+    cell_timeout: float = 120.0,
+    progress: Callable[[str], None] | None = None,
+    home_files: Path | None = None,
+    after_cell: Callable[[CellRun], bool] | None = None,
+    probe: bool = False,
+) -> NotebookRun:
+    """Execute ``path`` under ``profile``'s limits; the notebook on disk is not changed.
+
+    ``home_files``: a folder copied into the private home first (the files an
+    assignment reads). Notebook metadata ``hubprobe.ipython_extensions`` lists
+    IPython extensions every kernel loads, as a hub's image would configure.
+    ``after_cell``: called with each finished cell (progress); returning True
+    ends the run there, the remaining code cells recorded as not-run.
+    ``probe``: honour the notebook's ``hubprobe`` metadata (profile fields,
+    variables to unset, kernel extensions, per-cell timeouts); only for our
+    own probe notebooks, never for a notebook someone else wrote.
+    """
+    nb = nbformat.read(path, as_version=4)
+    # Only our own probes may change how they are run; a notebook under `check`
+    # is untrusted, and its metadata must not lift the profile or the timeout.
+    meta = nb.metadata.get("hubprobe", {}) if probe else {}
+    if meta.get("profile"):
+        # A probe may need another OOM scope than the profile's (oom-whole-server).
+        profile = dataclasses.replace(profile, **meta["profile"])
+    unset: dict[str, str | None] = dict.fromkeys(meta.get("unset_env", []))
+    say = progress or (lambda _msg: None)
+    started = time.monotonic()
+    cells: list[CellRun] = []
+    failures: list[str] = []
+    with (
+        tempfile.TemporaryDirectory(prefix=f"hubprobe-{os.getpid()}-run-") as logdir,
+        backend.create(Limits.from_profile(profile)) as sandbox,
+    ):
+        seed = _seed_home(Path(logdir) / "home", home_files, meta.get("ipython_extensions", []))
+        server = JupyterServer(sandbox, Path(logdir) / "server.log", env=unset, seed=seed)
+        api = server.start()
+        kernel_id = api.start_kernel()
+        sock: KernelSocket | None = api.connect(kernel_id)
+        assert sock is not None
+        info = sock.kernel_info(timeout=60)
+        startup = time.monotonic() - started
+        stop = False
+        for index, cell in enumerate(nb.cells, start=1):
+            if cell.cell_type != "code" or stop or sock is None:
+                if cell.cell_type == "code":
+                    cells.append(CellRun(index=index, outcome=Outcome.NOT_RUN))
+                continue
+            tags = set(cell.get("metadata", {}).get("tags", []))
+            timeout = float(
+                cell.get("metadata", {}).get("hubprobe", {}).get("timeout", cell_timeout)
+                if probe
+                else cell_timeout
+            )
+            say(f"cell {index}")
+            run = execute_cell(sandbox, api, sock, index, cell.source, timeout, server.alive)
+            if run.outcome == Outcome.KILLED:
+                returned = time.monotonic()
+                sock.close()
+                sock, state = wait_usable(api, kernel_id)
+                # From the cell's start until the notebook answers again.
+                run.seconds_to_usable = run.wall_seconds + time.monotonic() - returned
+                if sock is None:
+                    run.outcome = Outcome.DEAD
+                    run.kernel_statuses.append(state)
+            cells.append(run)
+            cell.outputs = [nbformat.from_dict(o) for o in run.outputs]
+            cell.metadata.setdefault("hubprobe", {}).update(run.metadata())
+            _judge(run, tags, failures)
+            stop = run.outcome in STOPPING and not (run.outcome == "error" and RAISES in tags)
+            if after_cell is not None and after_cell(run):
+                stop = True
+        alive = server.alive()
+        if sock is not None:
+            sock.close()
+    figures = _aggregate(cells, alive)
+    return NotebookRun(
+        path=path,
+        cells=cells,
+        failures=failures,
+        figures=figures,
+        versions=_versions(info, server.version),
+        backend=backend.name,
+        profile=profile.name,
+        effective_profile=profile,
+        wall_seconds=time.monotonic() - started,
+        startup_seconds=startup,
+        notebook=nb,
+    )
+
+
+def _seed_home(seed: Path, files: Path | None, extensions: list[str]) -> Path | None:
+    """What to copy into the private home before the server starts, if anything."""
+    if files is None and not extensions:
+        return None
+    if files is not None:
+        shutil.copytree(files, seed, symlinks=True)
+    if extensions:
+        config = seed / ".ipython" / "profile_default" / "ipython_kernel_config.py"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(f"c.InteractiveShellApp.extensions = {list(extensions)!r}\n")
+    return seed
+
+
+def _judge(run: CellRun, tags: set[str], failures: list[str]) -> None:
+    killed = run.outcome in KERNEL_DIED
+    where = f"cell {run.index}"
+    if EXPECT_KILL in tags and not killed:
+        failures.append(
+            f"{where} is tagged {EXPECT_KILL} but the kernel was not killed ({run.outcome})"
+        )
+    elif killed and EXPECT_KILL not in tags:
+        failures.append(
+            f"{where}: the kernel was killed unexpectedly ({', '.join(run.kernel_statuses)})"
+        )
+    elif run.outcome == "error" and RAISES not in tags:
+        failures.append(f"{where} raised {run.error_name}")
+    elif run.outcome == "timeout":
+        failures.append(f"{where} timed out after {run.wall_seconds:.0f} s")

@@ -1,0 +1,230 @@
+"""``hubprobe check`` for real: assignment notebooks in tests/check/ run in the sandbox.
+
+Each notebook says in its first cell what should happen and at which cell.
+The runs go through the command line as an instructor types it, except the
+one that compares the reported peak with the cgroup's own high-water mark,
+which needs a hand on the sandbox.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import leftovers
+import nbformat
+import pytest
+
+from hubprobe.check.run import check_notebook
+from hubprobe.check.verdict import heaviest_by_memory, memory_rise
+from hubprobe.profiles import load_profile
+from hubprobe.sandbox import Backend, Limits, Sandbox
+
+NOTEBOOKS = Path(__file__).parent
+MiB = 2**20
+
+
+def hubprobe(
+    *args: str, timeout: float = 180, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hubprobe", "check", *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    """curriculum-guide with 512 MiB of memory, so a kill comes quickly."""
+    text = load_profile("curriculum-guide").path.read_text()
+    for old, new in (
+        ('limit = "2G"', 'limit = "512M"'),
+        ('guarantee = "1G"', 'guarantee = "512M"'),
+        ('name = "curriculum-guide"', 'name = "small"'),
+    ):
+        text = text.replace(old, new)
+    path = tmp_path / "small.toml"
+    path.write_text(text)
+    return path
+
+
+class HighWater:
+    """A backend whose sandboxes note the cgroup's peak before every reset and at the end.
+
+    The runner resets the peak before each cell; the maximum of these
+    readings is the cgroup's high-water mark over the whole run, server and
+    kernel start-up included: what the cgroup saw, independently of how
+    ``check`` adds its cells up.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.name = backend.name
+        self.peaks: list[int] = []
+
+    def create(self, limits: Limits, **kwargs: Any) -> Sandbox:
+        sandbox = self.backend.create(limits, **kwargs)
+        reset, close = sandbox.reset_peak, sandbox.close
+
+        def noted_reset() -> bool:
+            self.peaks.append(sandbox.reading().peak_memory_bytes)
+            return reset()
+
+        def noted_close() -> None:
+            if not sandbox._closed:
+                self.peaks.append(sandbox.reading().peak_memory_bytes)
+            close()
+
+        sandbox.reset_peak = noted_reset  # type: ignore[method-assign]
+        sandbox.close = noted_close  # type: ignore[method-assign]
+        return sandbox
+
+
+@pytest.mark.sandbox
+def test_fits_and_reports_the_peak_the_cgroup_saw(backend: Backend) -> None:
+    watched = HighWater(backend)
+    result = check_notebook(
+        NOTEBOOKS / "fits.ipynb", load_profile("curriculum-guide"), watched,  # type: ignore[arg-type]
+        cell_timeout=60,
+    )  # fmt: skip
+    v = result.verdict
+    assert (v.kind, v.at_cell, v.exit_code) == ("fits", None, 0)
+    assert [c.index for c in result.cells] == [2, 4, 5, 7]
+    assert {c.outcome for c in result.cells} == {"ok"}
+    # The cell that draws 25 million floats (about 190 MiB) is the heaviest.
+    heavy = heaviest_by_memory(result.cells)[0]
+    assert heavy.index == 4
+    assert memory_rise(heavy) > 180 * MiB
+    cgroup_peak = max(watched.peaks)
+    assert abs(v.peak_memory_bytes - cgroup_peak) <= 0.10 * cgroup_peak, (
+        f"reported {v.peak_memory_bytes}, cgroup high-water mark {cgroup_peak}"
+    )
+    assert [h.kind for h in result.hints] == ["cpu_count"]
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize(
+    ("notebook", "timeout", "code", "verdict", "at_cell"),
+    [
+        ("killed.ipynb", "60", 6, "killed", 5),
+        ("raises.ipynb", "60", 5, "error", 4),
+        ("times-out.ipynb", "3", 4, "timeout", 4),
+        ("reads-data.ipynb", "60", 0, "fits", None),
+    ],
+)
+def test_verdicts_cell_numbers_and_exit_codes(
+    tmp_path: Path, small: Path, notebook: str, timeout: str, code: int, verdict: str,
+    at_cell: int | None,
+) -> None:  # fmt: skip
+    out = tmp_path / "report.json"
+    args = [str(NOTEBOOKS / notebook), "--profile", str(small), "--cell-timeout", timeout]
+    result = hubprobe(*args, "--json", str(out))
+    assert result.returncode == code, result.stderr
+    report = json.loads(out.read_text())
+    nb = report["notebooks"][0]
+    assert (nb["verdict"], nb["at_cell"], nb["exit_code"]) == (verdict, at_cell, code)
+    assert report["exit_code"] == code
+    assert report["profile"]["memory_limit_bytes"] == 512 * MiB
+    cells = {c["cell"]: c for c in nb["cells"]}
+    if at_cell is None:
+        assert {c["outcome"] for c in cells.values()} == {"ok"}
+    else:
+        assert cells[at_cell]["outcome"] == verdict
+        assert all(c["outcome"] == "not-run" for i, c in cells.items() if i > at_cell)
+        assert f"{verdict} at cell {at_cell}" in result.stdout
+    if verdict == "killed":
+        assert nb["peak_memory_bytes"] == 512 * MiB
+        assert cells[at_cell]["oom_kills"] >= 1
+    if verdict == "error":
+        assert nb["detail"] == "error at cell 4: KeyError: 'carol'"
+
+
+@pytest.mark.sandbox
+def test_several_notebooks_and_a_self_contained_html_report(tmp_path: Path, small: Path) -> None:
+    html_out, json_out = tmp_path / "report.html", tmp_path / "report.json"
+    result = hubprobe(
+        str(NOTEBOOKS / "reads-data.ipynb"), str(NOTEBOOKS / "raises.ipynb"),
+        "--profile", str(small), "--html", str(html_out), "--json", str(json_out),
+    )  # fmt: skip
+    assert result.returncode == 5, "the worst verdict's code: error"
+    verdicts = [nb["verdict"] for nb in json.loads(json_out.read_text())["notebooks"]]
+    assert verdicts == ["fits", "error"]
+    page = html_out.read_text()
+    assert page.count("<svg") == 2
+    assert "limit 512 MiB" in page
+    for fetched in ("<script", "<link", "src=", "url("):
+        assert fetched not in page, f"the report must be self-contained: {fetched}"
+
+
+def _bad_input(kind: str, folder: Path) -> tuple[Path, list[str]]:
+    """A notebook path and options that ``check`` must refuse before making a sandbox."""
+    if kind == "missing":
+        return folder / "missing.ipynb", []
+    if kind == "folder":
+        return folder, []
+    if kind in ("text", "json-list"):
+        path = folder / "hw.ipynb"
+        path.write_text("my notes" if kind == "text" else "[1, 2]")
+        return path, []
+    if kind == "r-kernel":
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x <- c(1, 2)")])
+        nb.metadata["kernelspec"] = {"name": "ir", "display_name": "R", "language": "R"}
+        nbformat.write(nb, folder / "r.ipynb")
+        return folder / "r.ipynb", []
+    if kind == "profile":
+        return NOTEBOOKS / "fits.ipynb", ["--profile", "no-such-hub"]
+    assert kind == "report-folder"
+    return NOTEBOOKS / "fits.ipynb", ["--json", "nowhere/r.json"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("missing", "missing.ipynb: no such file"),
+        ("folder", "not a file"),
+        ("text", "hw.ipynb: not a notebook (not JSON)"),
+        ("json-list", "hw.ipynb: not a notebook"),
+        ("r-kernel", "r.ipynb: written for the 'ir' kernel"),
+        ("profile", "no profile named 'no-such-hub'"),
+        ("report-folder", "--json nowhere/r.json: no folder"),
+    ],
+)
+def test_bad_input_one_line_and_nothing_left_behind(
+    tmp_path: Path, kind: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path, extra = _bad_input(kind, tmp_path)
+    # Its own temporary folder, so another developer's run in /tmp cannot blur the count.
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    files = sorted(tmp_path.rglob("*"))
+    before = leftovers.count(private_tmp)
+    result = hubprobe(str(path), *extra, "--html", "r.html", env={"TMPDIR": str(private_tmp)})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in result.stderr
+    assert sorted(tmp_path.rglob("*")) == files, "no report, no copy, nothing written"
+    assert leftovers.count(private_tmp) == before
+
+
+def test_help_explains_the_exit_codes() -> None:
+    text = subprocess.run(
+        [sys.executable, "-m", "hubprobe", "check", "--help"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    for line in (
+        "0    success (check: fits",
+        "3    tight",
+        "4    timeout",
+        "5    error",
+        "6    killed",
+        "2    bad input",
+        "125  no sandbox",
+    ):
+        assert line in text

@@ -1,0 +1,175 @@
+"""The verdict rules, the heaviest cells and the hints, on made-up cell runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from hubprobe.check.verdict import (
+    EXIT_CODES,
+    Hint,
+    exit_code,
+    heaviest_by_memory,
+    heaviest_by_time,
+    hints,
+    judge,
+    memory_rise,
+    stops_check,
+)
+from hubprobe.jupyter.cells import CellRun
+
+MiB = 2**20
+LIMIT = 1000 * MiB
+
+
+def cell(
+    index: int,
+    outcome: str = "ok",
+    *,
+    peak: int = 100 * MiB,
+    start: int | None = None,
+    wall: float = 0.1,
+    oom: int = 0,
+    error: str | None = None,
+) -> CellRun:
+    samples = [(0.0, start if start is not None else peak)]
+    outputs = []
+    if error:
+        name, _, value = error.partition(": ")
+        outputs = [{"output_type": "error", "ename": name, "evalue": value, "traceback": []}]
+    return CellRun(
+        index=index, outcome=outcome, peak_memory_bytes=peak, memory_samples=samples,
+        wall_seconds=wall, oom_kills=oom, error_name=error and error.split(":")[0],
+        outputs=outputs,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("peak", "kind"),
+    [(799 * MiB, "fits"), (800 * MiB, "tight"), (LIMIT, "tight")],
+)
+def test_fits_below_80_percent_tight_from_there(peak: int, kind: str) -> None:
+    v = judge([cell(2), cell(4, peak=peak)], LIMIT)
+    assert (v.kind, v.at_cell, v.peak_memory_bytes) == (kind, None, peak)
+    assert v.headroom_bytes == LIMIT - peak
+    assert v.detail.startswith(kind)
+
+
+def test_the_first_cell_that_went_wrong_gives_the_verdict() -> None:
+    cells = [cell(2), cell(3, "killed", peak=LIMIT, oom=1), cell(5, "error", error="NameError: x")]
+    v = judge(cells, LIMIT)
+    assert (v.kind, v.at_cell) == ("killed", 3)
+    assert v.detail == "killed at cell 3: out of memory (1 OOM kill)"
+    assert v.peak_fraction == 1.0
+    assert v.headroom_bytes == 0
+
+
+def test_error_names_the_exception_and_its_message() -> None:
+    v = judge([cell(1), cell(4, "error", error="KeyError: 'carol'"), cell(5, "not-run")], LIMIT)
+    assert (v.kind, v.at_cell, v.exit_code) == ("error", 4, EXIT_CODES["error"])
+    assert v.detail == "error at cell 4: KeyError: 'carol'"
+
+
+def test_an_error_in_a_raises_exception_cell_is_not_the_verdict() -> None:
+    cells = [cell(2, "error", error="ValueError: on purpose"), cell(3, "timeout", wall=30.2)]
+    v = judge(cells, LIMIT, allowed_errors=frozenset({2}))
+    assert (v.kind, v.at_cell) == ("timeout", 3)
+    assert v.detail == "timeout at cell 3: still running after 30 s"
+
+
+def test_a_death_without_an_oom_kill_is_not_called_memory() -> None:
+    v = judge([cell(2, "dead")], LIMIT)
+    assert v.kind == "killed"
+    assert "not memory" in v.detail
+    v = judge([cell(2, "server-died", oom=1)], LIMIT)
+    assert "whole server" in v.detail
+
+
+def test_exit_codes_are_distinct_and_the_worst_wins() -> None:
+    assert EXIT_CODES["fits"] == 0
+    assert len(set(EXIT_CODES.values())) == len(EXIT_CODES)
+    assert 1 not in EXIT_CODES.values()
+    assert 2 not in EXIT_CODES.values()
+    fits = judge([cell(1)], LIMIT)
+    tight = judge([cell(1, peak=900 * MiB)], LIMIT)
+    killed = judge([cell(1, "killed", oom=1)], LIMIT)
+    assert exit_code([fits, fits]) == 0
+    assert exit_code([fits, tight]) == EXIT_CODES["tight"]
+    assert exit_code([killed, tight, fits]) == EXIT_CODES["killed"]
+    assert exit_code([]) == 0
+
+
+def test_the_check_stops_at_the_first_bad_cell() -> None:
+    assert stops_check(cell(1, "killed"))
+    assert stops_check(cell(1, "timeout"))
+    assert stops_check(cell(1, "error"))
+    assert not stops_check(cell(1, "error"), frozenset({1}))
+    assert not stops_check(cell(1))
+
+
+def test_heaviest_cells_rank_by_what_the_cell_added() -> None:
+    load = cell(2, peak=600 * MiB, start=100 * MiB, wall=2.0)
+    after = [cell(i, peak=620 * MiB, start=600 * MiB, wall=0.1 * i) for i in (3, 4, 5)]
+    skipped = cell(6, "not-run", peak=0)
+    cells = [load, *after, skipped]
+    assert memory_rise(load) == 500 * MiB
+    assert [c.index for c in heaviest_by_memory(cells)] == [2, 3, 4]
+    assert [c.index for c in heaviest_by_time(cells)] == [2, 5, 4]
+    assert skipped not in heaviest_by_memory(cells, n=10)
+
+
+def _hints(
+    sources: dict[int, str],
+    cells: list[CellRun] | None = None,
+    sizes: dict[str, int] | None = None,
+) -> list[Hint]:
+    """Hints under a 1-CPU limit on an 8-core node, with these files on disk."""
+    return hints(sources, cells or [], LIMIT, 1.0, 0.05, 8, (sizes or {}).get)
+
+
+def test_hint_on_n_jobs_other_than_one() -> None:
+    found = _hints({
+        2: "clf = RandomForestClassifier(n_jobs=-1)",
+        3: "Parallel(n_jobs = 4)(delayed(f)(x) for x in xs)",
+        4: "clf = LogisticRegression(n_jobs=1)\nknn = KNeighborsClassifier(n_jobs=None)",
+        5: "# model = SVC(n_jobs=-1)",
+    })  # fmt: skip
+    assert [(h.cell, h.kind) for h in found] == [(2, "n_jobs"), (3, "n_jobs")]
+    assert "n_jobs=-1" in found[0].text
+    assert "1 CPU limit" in found[0].text
+    assert "no faster" in found[0].text
+
+
+def test_above_one_cpu_the_n_jobs_hint_is_about_memory_and_the_guarantee() -> None:
+    (hint,) = hints({2: "Parallel(n_jobs=-1)(jobs)"}, [], LIMIT, 4.0, 0.05, 8, {}.get)
+    assert "no faster" not in hint.text
+    assert "4 CPUs only 0.05 is guaranteed" in hint.text
+
+
+def test_hint_on_os_cpu_count_but_not_joblibs() -> None:
+    found = _hints({2: "workers = os.cpu_count()", 3: "workers = joblib.cpu_count()"})
+    assert [(h.cell, h.kind) for h in found] == [(2, "cpu_count")]
+    assert "8 cores" in found[0].text
+
+
+def test_hint_on_large_reads_by_file_size_or_by_memory() -> None:
+    sizes = {"big.csv": 300 * MiB, "small.csv": 1 * MiB}
+    found = _hints(
+        {
+            2: "df = pd.read_csv('big.csv')",
+            3: "df2 = pd.read_csv('small.csv')",
+            4: "chunks = pd.read_csv('big.csv', chunksize=100_000)",
+            5: "x = np.loadtxt(path)",
+            6: "y = np.loadtxt('small.csv')",
+        },
+        cells=[cell(5, peak=700 * MiB, start=150 * MiB), cell(6, peak=160 * MiB, start=150 * MiB)],
+        sizes=sizes,
+    )
+    assert [(h.cell, h.kind) for h in found] == [(2, "large_read"), (5, "large_read")]
+    assert "read_csv('big.csv')" in found[0].text
+    assert "300 MiB on disk" in found[0].text
+    assert "chunksize=" in found[0].text
+    assert "grew by 550 MiB" in found[1].text
+
+
+def test_no_hints_for_a_plain_notebook() -> None:
+    assert _hints({2: "import numpy as np\nx = np.arange(10)\n%timeit x.sum()"}) == []
