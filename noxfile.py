@@ -24,6 +24,8 @@ SANDBOX_TOOLS = {
     "losetup": "mount",
     "mount": "mount",
     "mkfs.ext4": "e2fsprogs",
+    "debugfs": "e2fsprogs",
+    "runc": "runc",  # the oci backend: a real container, as under a hub's pods
 }
 BROWSER = {"/usr/bin/chromium": "chromium"}
 

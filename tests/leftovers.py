@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 from hubprobe.cgroup import fs
@@ -21,6 +23,8 @@ class Leftovers:
     mounts: tuple[str, ...]
     processes: tuple[int, ...]
     workdirs: tuple[str, ...]
+    containers: tuple[str, ...] = ()
+    records: tuple[str, ...] = ()
 
 
 _CREATOR = re.compile(r"hubprobe-(\d+)-")
@@ -79,6 +83,25 @@ def _descendants(root: int) -> list[int]:
     return out
 
 
+def _containers() -> list[str]:
+    """runc's containers under hubprobe's state folder (ours carry the creating pid)."""
+    from hubprobe.sandbox.registry import state_dir
+
+    root = state_dir() / "runc"
+    if not root.is_dir() or shutil.which("runc") is None:
+        return []
+    listed = subprocess.run(
+        ["runc", "--root", str(root), "list", "-q"], capture_output=True, text=True, check=False
+    )
+    return listed.stdout.split()
+
+
+def _records() -> list[str]:
+    from hubprobe.sandbox.registry import state_dir
+
+    return [p.stem for p in (state_dir() / "sandboxes").glob("*.json")]
+
+
 def count(tmp_root: Path | None = None) -> Leftovers:
     mounts = [
         line.split()[1]
@@ -92,4 +115,6 @@ def count(tmp_root: Path | None = None) -> Leftovers:
         mounts=tuple(sorted(filter(_ours, mounts))),
         processes=tuple(sorted(_descendants(os.getpid()))),
         workdirs=tuple(sorted(filter(_ours, (str(p) for p in tmp.glob("hubprobe-*"))))),
+        containers=tuple(sorted(filter(_ours, _containers()))),
+        records=tuple(sorted(filter(_ours, _records()))),
     )

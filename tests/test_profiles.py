@@ -56,10 +56,13 @@ def test_shipped_profile_values(name: str) -> None:
     assert (p.node_cpus, p.node_memory_bytes) == (8, 64 * GiB)
     assert p.interface == "jupyterlab"
     assert (p.kernel_idle_seconds, p.server_idle_seconds) == (1800, 1800)
-    assert len(p.sources) == 12
+    assert len(p.sources) == 13
     assert all(s.strip() for s in p.sources.values())
     # Guessed values must say so where they are recorded.
     assert "ssumption" in p.sources["memory.oom_scope"]
+    # No hub here sets a pids limit: the value is hubprobe's own, and says so.
+    assert p.pids_limit == 1024
+    assert "hubprobe safety default" in p.sources["pids.limit"]
 
 
 def test_seed_profile_says_where_guarantees_come_from() -> None:
@@ -148,6 +151,7 @@ SOURCED = [
     "cpu.limit",
     "cpu.guarantee",
     "storage.size",
+    "pids.limit",
     "node.cpus",
     "node.memory",
     "interface.default",
@@ -163,6 +167,7 @@ VALUES = {
     "cpu.limit": "1.0",
     "cpu.guarantee": "0.05",
     "storage.size": '"10G"',
+    "pids.limit": "1024",
     "node.cpus": "8",
     "node.memory": '"64G"',
     "interface.default": '"jupyterlab"',
@@ -185,7 +190,7 @@ def _good(name: str = "hub", **changes: str | None) -> str:
         else:
             table[key] = text
     lines = [f"{k} = {v}" for k, v in values.items() if "." not in k]
-    for section in ("memory", "cpu", "storage", "node", "interface", "culling"):
+    for section in ("memory", "cpu", "storage", "pids", "node", "interface", "culling"):
         lines.append(f"[{section}]")
         for k, v in values.items():
             if k.startswith(section + "."):

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import textwrap
 from collections.abc import Sequence
-from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
-from hubprobe import __version__
+from hubprobe import __version__, interrupts
 from hubprobe.errors import ExitCode, HubprobeError, UsageError, exit_help
 from hubprobe.profiles import DEFAULT_PROFILE
 
@@ -28,18 +26,6 @@ if TYPE_CHECKING:
     from hubprobe.sandbox.run import RunResult
 
 __all__ = ["main"]
-
-
-class Interrupted(Exception):
-    """SIGINT/SIGTERM/SIGHUP arrived: unwind so every sandbox tears down."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _raise_interrupted(signum: int, _frame: FrameType | None) -> NoReturn:
-    raise Interrupted(signum)
 
 
 def _say(msg: str) -> None:
@@ -52,9 +38,21 @@ def _fmt(n: int | None) -> str:
     return "none" if n is None else format_bytes(n)
 
 
-def _backend(name: str | None) -> Backend:
-    from hubprobe.sandbox import choose_backend
+def _reap_orphans() -> None:
+    """What a killed hubprobe left (its watchdog was killed too): removed, and said."""
+    from hubprobe.sandbox import registry
 
+    for line in registry.reap_orphans():
+        _say(line)
+
+
+def _backend(name: str | None, profile: Profile) -> Backend:
+    """The sandbox backend, after the profile's limits were checked against this machine."""
+    from hubprobe.sandbox import Limits, choose_backend
+
+    for warning in Limits.from_profile(profile).host_warnings():
+        _say(f"note: {warning}")
+    _reap_orphans()
     backend = choose_backend(name)
     for gap in backend.fidelity.gaps():
         _say(f"note: the {backend.name} backend is less faithful than a hub: {gap}")
@@ -67,6 +65,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from hubprobe.sandbox import BACKENDS, MANUAL_ONLY
 
     dest = destination("--json", args.json)
+    _reap_orphans()
     text = dest != "-"  # JSON on stdout replaces the table
     rows, usable_auto = [], []
     for cls in BACKENDS:
@@ -176,7 +175,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     dest = destination("--json", args.json)
     profile = load_profile(args.profile)
     limits = Limits.from_profile(profile)
-    backend = _backend(args.backend)
+    backend = _backend(args.backend, profile)
     if not args.quiet:
         _say(
             f"{backend.name} sandbox, profile {profile.name}: memory "
@@ -208,7 +207,7 @@ def cmd_probes(args: argparse.Namespace) -> int:
     claims = load_claims(Path(args.claims or probes_dir / "claims.toml"))
     profile = load_profile(args.profile)
     probes_for(claims, args.only)  # an unknown claim id is a usage error, before any sandbox
-    backend = _backend(args.backend)
+    backend = _backend(args.backend, profile)
     results = None if args.no_save else Path(args.results or probes_dir / "results.json")
     data, runs = run_suite(
         claims, probes_dir, profile, backend, results_path=results, only=args.only,
@@ -248,7 +247,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.notebooks]
     for path in paths:
         load_assignment(path, profile.storage_bytes)
-    backend = _backend(args.backend)
+    backend = _backend(args.backend, profile)
     live = sys.stderr.isatty()
     # With the JSON report on stdout, the table goes to stderr so stdout stays parseable.
     table = sys.stderr if json_path == "-" else sys.stdout
@@ -323,7 +322,10 @@ class _LazyDescription(argparse.ArgumentParser):
         return super().format_help()
 
 
-_COMMON_CODES = (ExitCode.USAGE, ExitCode.NO_SANDBOX, ExitCode.SIGINT, ExitCode.SIGTERM)
+_COMMON_CODES = (
+    ExitCode.USAGE, ExitCode.NO_SANDBOX, ExitCode.SIGHUP, ExitCode.SIGINT, ExitCode.SIGQUIT,
+    ExitCode.SIGTERM,
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -477,14 +479,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.profiles:
         os.environ["HUBPROBE_PROFILES"] = args.profiles
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupted)
+    interrupts.install()
     try:
         code: int = args.func(args)
     except HubprobeError as exc:
         _say(str(exc))
         return int(exc.exit_code)
-    except Interrupted as exc:
+    except interrupts.Interrupted as exc:
         _say(f"interrupted by {exc}; sandbox torn down")
         return 128 + exc.signum
     except BrokenPipeError:

@@ -33,7 +33,9 @@ class ExitCode(enum.IntEnum):
     #: No sandbox could be made here (see ``hubprobe doctor``), as ``docker run`` uses 125.
     NO_SANDBOX = 125
     #: hubprobe itself was interrupted: 128 + the signal's number.
+    SIGHUP = 129
     SIGINT = 130
+    SIGQUIT = 131
     SIGTERM = 143
 
 
@@ -48,7 +50,9 @@ _MEANING = {
     ExitCode.KILLED: "killed: the kernel was killed (out of memory) during a cell",
     ExitCode.COMMAND_TIMEOUT: "the command was stopped at --timeout",
     ExitCode.NO_SANDBOX: "no sandbox could be made here (see hubprobe doctor)",
+    ExitCode.SIGHUP: "hubprobe's terminal went away (SIGHUP); everything was torn down",
     ExitCode.SIGINT: "hubprobe was interrupted (SIGINT, Ctrl-C); everything was torn down",
+    ExitCode.SIGQUIT: "hubprobe was asked to quit (SIGQUIT); everything was torn down",
     ExitCode.SIGTERM: "hubprobe was stopped (SIGTERM); everything was torn down",
 }
 

@@ -40,10 +40,10 @@ def record(**figures: Any) -> None:
 
 def server() -> ServerAPI:
     """The REST API of the Jupyter server this kernel belongs to."""
-    from hubprobe.jupyter.server import TOKEN_ENV, URL_ENV
+    from hubprobe.jupyter.server import LOCAL_URL, SOCKET_ENV, TOKEN_ENV
 
     try:
-        return ServerAPI(os.environ[URL_ENV], os.environ[TOKEN_ENV])
+        return ServerAPI(LOCAL_URL, os.environ[TOKEN_ENV], socket_path=os.environ[SOCKET_ENV])
     except KeyError:
         raise RuntimeError("not running under hubprobe's runner: no server URL/token") from None
 

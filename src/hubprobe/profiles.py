@@ -43,6 +43,7 @@ _SECTIONS: dict[str, dict[str, str]] = {
     "memory": {"limit": '"2G"', "guarantee": '"1G"', "swap": '"0"', "oom_scope": '"process"'},
     "cpu": {"limit": "1.0", "guarantee": "0.05"},
     "storage": {"size": '"10G"'},
+    "pids": {"limit": "1024"},
     "node": {"cpus": "8", "memory": '"64G"'},
     "interface": {"default": '"jupyterlab"'},
     "culling": {"kernel_idle_seconds": "1800", "server_idle_seconds": "1800"},
@@ -80,6 +81,8 @@ class Profile:
     cpu_limit: float
     cpu_guarantee: float
     storage_bytes: int
+    #: Processes and threads at once (a pod's pids limit).
+    pids_limit: int
     node_cpus: int
     node_memory_bytes: int
     interface: str
@@ -210,6 +213,7 @@ class _Reader:
             cpu_limit=cpu_limit,
             cpu_guarantee=cpu_guarantee,
             storage_bytes=self.size("storage.size"),
+            pids_limit=self.integer("pids.limit", minimum=16),
             node_cpus=node_cpus,
             node_memory_bytes=node_memory,
             interface=self.choice("interface.default", _INTERFACES),

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import http.client
 import json
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -19,7 +21,7 @@ from typing import Any
 
 import websocket
 
-__all__ = ["ApiError", "KernelSocket", "ServerAPI"]
+__all__ = ["ApiError", "KernelSocket", "ServerAPI", "unix_socket"]
 
 JSON = dict[str, Any]
 
@@ -31,32 +33,75 @@ class ApiError(RuntimeError):
         self.message = message
 
 
-class ServerAPI:
-    """REST calls with the server's token; errors carry the server's own message."""
+def _message(raw: str) -> str:
+    try:
+        return str(json.loads(raw).get("message") or raw)
+    except (ValueError, AttributeError):
+        return raw
 
-    def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
+
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket: how the runner reaches a server in a sandbox."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = unix_socket(self._path, self.timeout)
+
+
+def unix_socket(path: str, timeout: float | None) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class ServerAPI:
+    """REST calls with the server's token; errors carry the server's own message.
+
+    ``socket_path``: the server listens on a Unix socket (a sandboxed server,
+    which has no network the host could reach); ``url`` then only names it.
+    Without it, ``url`` is a real HTTP(S) address (a hub).
+    """
+
+    def __init__(
+        self, url: str, token: str, timeout: float = 30.0, *, socket_path: str | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.socket_path = socket_path
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}", "Content-Type": "application/json"}
 
     def request(self, method: str, path: str, body: JSON | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
+        if self.socket_path is not None:
+            conn = _UnixConnection(self.socket_path, self.timeout)
+            try:
+                conn.request(method, path, body=data, headers=self._headers())
+                resp = conn.getresponse()
+                status, text = resp.status, resp.read().decode(errors="replace")
+            finally:
+                conn.close()
+            if status >= 400:
+                raise ApiError(status, _message(text))
+            return json.loads(text) if text else None
         req = urllib.request.Request(
-            f"{self.url}{path}",
-            data=data,
-            method=method,
-            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+            f"{self.url}{path}", data=data, method=method, headers=self._headers()
         )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 text = resp.read().decode()
         except urllib.error.HTTPError as exc:
-            raw = exc.read().decode(errors="replace")
-            try:
-                message = json.loads(raw).get("message") or raw
-            except ValueError:
-                message = raw
-            raise ApiError(exc.code, message) from None
+            raise ApiError(exc.code, _message(exc.read().decode(errors="replace"))) from None
         return json.loads(text) if text else None
 
     # -- kernels ----------------------------------------------------------
@@ -108,12 +153,14 @@ class KernelSocket:
         self.kernel_id = kernel_id
         self.session = uuid.uuid4().hex
         ws_url = api.url.replace("http", "ws", 1)
+        sock = None if api.socket_path is None else unix_socket(api.socket_path, api.timeout)
         self.ws = websocket.create_connection(
             f"{ws_url}/api/kernels/{kernel_id}/channels?session_id={self.session}",
             header=[f"Authorization: token {api.token}"],
             timeout=api.timeout,
             # The server pings idle sockets; websocket-client answers them for us.
             enable_multithread=True,
+            socket=sock,
         )
 
     def send(self, msg_type: str, content: JSON, channel: str = "shell") -> str:

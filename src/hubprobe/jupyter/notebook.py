@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-import os
 import platform
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -127,12 +125,10 @@ def run_notebook(
     started = time.monotonic()
     cells: list[CellRun] = []
     failures: list[str] = []
-    with (
-        tempfile.TemporaryDirectory(prefix=f"hubprobe-{os.getpid()}-run-") as logdir,
-        backend.create(Limits.from_profile(profile)) as sandbox,
-    ):
-        seed = _seed_home(Path(logdir) / "home", home_files, meta.get("ipython_extensions", []))
-        server = JupyterServer(sandbox, Path(logdir) / "server.log", env=unset, seed=seed)
+    with backend.create(Limits.from_profile(profile)) as sandbox:
+        logdir = sandbox.scratch  # goes with the sandbox, also when hubprobe is killed
+        seed = _seed_home(logdir / "home", home_files, meta.get("ipython_extensions", []))
+        server = JupyterServer(sandbox, logdir / "server.log", env=unset, seed=seed)
         api = server.start()
         kernel_id = api.start_kernel()
         sock: KernelSocket | None = api.connect(kernel_id)

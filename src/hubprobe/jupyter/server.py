@@ -1,4 +1,4 @@
-"""A real jupyter_server inside a sandbox, reachable on loopback.
+"""A real jupyter_server inside a sandbox, reachable only through a Unix socket.
 
 Started as JupyterHub's single-user server would be: MEM_LIMIT and CPU_LIMIT
 in its environment (the sandbox sets them from the profile), the private
@@ -9,8 +9,8 @@ carries the server's URL and token so that probes can use the REST API.
 
 from __future__ import annotations
 
+import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -20,16 +20,25 @@ from pathlib import Path
 from hubprobe.jupyter.api import ApiError, ServerAPI
 from hubprobe.sandbox import Sandbox, SandboxError
 
-__all__ = ["TOKEN_ENV", "URL_ENV", "JupyterServer"]
+__all__ = ["SOCKET_ENV", "TOKEN_ENV", "JupyterServer"]
 
-URL_ENV = "HUBPROBE_SERVER_URL"
+#: What a probe inside needs to reach its own server (kernels inherit the server's environment).
+SOCKET_ENV = "HUBPROBE_SERVER_SOCKET"
 TOKEN_ENV = "HUBPROBE_SERVER_TOKEN"
+#: The URL's only job over a Unix socket: the Host header and the websocket's scheme.
+LOCAL_URL = "http://localhost"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _readable_by_all(folder: Path) -> None:
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            path = Path(root, name)
+            path.chmod(path.stat().st_mode | 0o555)
+        for name in files:
+            path = Path(root, name)
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode | 0o444)
+    folder.chmod(folder.stat().st_mode | 0o555)
 
 
 class JupyterServer:
@@ -51,24 +60,29 @@ class JupyterServer:
         self.log_path = log_path
         self.python = python
         self.extra_env = dict(env or {})
-        self.port = _free_port()
         self.token = secrets.token_hex(16)
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.api = ServerAPI(self.url, self.token)
+        inside, outside = sandbox.socket_dir
+        #: Only hubprobe and the sandbox can enter the folder: no port on any network.
+        self.socket_inside = f"{inside}/jupyter.sock"
+        self.socket_path = str(outside / "jupyter.sock")
+        self.url = LOCAL_URL
+        self.api = ServerAPI(self.url, self.token, socket_path=self.socket_path)
         self.version = ""
 
     def start(self, timeout: float = 60.0) -> ServerAPI:
         argv = [
             self.python, "-m", "jupyter_server",
-            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
-            "--ServerApp.port_retries=0", "--ServerApp.open_browser=False",
-            f"--IdentityProvider.token={self.token}",
-            # hubprobe runs as root (cgroups, mounts); a hub runs as jovyan.
-            "--allow-root",
+            f"--ServerApp.sock={self.socket_inside}", "--ServerApp.sock_mode=0600",
+            "--ServerApp.open_browser=False",
         ]  # fmt: skip
+        if self.sandbox.runs_as_root:
+            argv.append("--allow-root")  # the imitation backends; a hub (and oci) runs as jovyan
         home = self.sandbox.home
         env: dict[str, str | None] = {
-            URL_ENV: self.url,
+            # The token travels in the environment, never in a command line
+            # (anyone on the machine can read those with ps).
+            "JUPYTER_TOKEN": self.token,
+            SOCKET_ENV: self.socket_inside,
             TOKEN_ENV: self.token,
             # Config and runtime files in the private home, as on a hub's volume.
             "JUPYTER_CONFIG_DIR": f"{home}/.jupyter",
@@ -81,15 +95,20 @@ class JupyterServer:
             # `exec` keeps the pid: the server stays the sandbox's one process tree.
             copy = 'cp -a "$1"/. "$HOME"/ && shift && exec "$@"'
             argv = ["/bin/sh", "-c", copy, "seed", str(self.seed), *argv]
+        if self.seed is not None and not self.sandbox.runs_as_root:
+            _readable_by_all(self.seed)  # our own copy; jovyan copies it into the home
         log = self.log_path.open("wb")
-        proc = self.sandbox.spawn(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        expose = [self.seed] if self.seed is not None else []
+        proc = self.sandbox.spawn(
+            argv, env=env, expose=expose, stdout=log, stderr=subprocess.STDOUT
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise SandboxError(f"jupyter_server exited at start: {self.log_tail()}")
             try:
-                self.version = str(self.api.request("GET", "/api/").get("version", ""))
+                self.version = str(self.api.request("GET", "/api").get("version", ""))
                 return self.api
             except (OSError, ApiError):
                 time.sleep(0.05)

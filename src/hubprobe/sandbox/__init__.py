@@ -20,6 +20,7 @@ from hubprobe.sandbox.cgroup1 import Cgroup1Backend
 from hubprobe.sandbox.cgroup2 import Cgroup2Backend
 from hubprobe.sandbox.engine import DockerBackend, PodmanBackend
 from hubprobe.sandbox.inplace import InplaceBackend
+from hubprobe.sandbox.oci import OciBackend
 from hubprobe.sandbox.systemd import SystemdBackend
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
 
 #: In order of preference for automatic choice: most faithful first.
 BACKENDS: list[type[Backend]] = [
+    OciBackend,
     Cgroup2Backend,
     Cgroup1Backend,
     DockerBackend,

@@ -6,13 +6,10 @@ cgroups, so that whatever limits hubprobe itself lives under still hold.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
-import threading
-import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +17,7 @@ from pathlib import Path
 from hubprobe.cgroup import fs
 from hubprobe.cgroup.fs import CgroupMount
 from hubprobe.cgroup.locate import locate, v1_mount
-from hubprobe.sandbox import home, namespace
+from hubprobe.sandbox import home, namespace, registry
 from hubprobe.sandbox.base import (
     Availability,
     Backend,
@@ -32,6 +29,7 @@ from hubprobe.sandbox.base import (
     reading_from,
 )
 from hubprobe.sandbox.common import kill_cgroup, remove_cgroup
+from hubprobe.sandbox.oomgroup import OomGroupWatcher
 
 __all__ = ["Cgroup1Backend", "Cgroup1Sandbox"]
 
@@ -42,7 +40,7 @@ _TOOLS = ("unshare", "mount", "umount", "mkfs.ext4", "losetup", "setpriv")
 class Cgroup1Backend(Backend):
     name = "cgroup1"
     summary = "root; child cgroups in the v1 memory and cpu hierarchies, cgroup + mount namespace"
-    fidelity = Fidelity()
+    fidelity = Fidelity(contained=False)  # an imitation: namespaces by hand, root inside
 
     def check(self) -> Availability:
         if os.geteuid() != 0:
@@ -95,15 +93,24 @@ class Cgroup1Sandbox(Sandbox):
         self._home = self._workdir / "home"
         self._groups: dict[str, Path] = {}  # controller -> our cgroup dir
         self._remount: list[CgroupMount] = []
-        self._watcher: _OomGroupWatcher | None = None
+        self._watcher: OomGroupWatcher | None = None
         try:
+            own = locate(fs.own_cgroups(), fs.cgroup_mounts(), version=1)
+            planned = [str(g / name) for g in (own.memory, own.cpu, own.cpuacct) if g is not None]
+            self._register(
+                registry.Record(
+                    id=name, backend="cgroup1", cgroups=list(dict.fromkeys(planned)),
+                    image=str(self._image), workdir=str(self._workdir),
+                )
+            )  # fmt: skip
             self._make_cgroups(name)
             self._home.mkdir()
             home.make_image(self._image, limits.storage_bytes)
             if limits.oom_group:
-                self._watcher = _OomGroupWatcher(self._groups["memory"])
+                self._watcher = OomGroupWatcher(self._groups["memory"])
         except BaseException:
             self._teardown()
+            self._unregister()
             raise
 
     def _make_cgroups(self, name: str) -> None:
@@ -171,51 +178,3 @@ class Cgroup1Sandbox(Sandbox):
             remove_cgroup(group)
         self._groups.clear()
         home.release(self._workdir, self._image)
-
-
-class _OomGroupWatcher:
-    """Emulate ``memory.oom.group`` on v1: on an OOM event, kill the whole cgroup.
-
-    Uses the v1 notification API (an eventfd registered on memory.oom_control
-    through cgroup.event_control), so the rest of the session dies right after
-    the kernel's kill, as on Kubernetes >= 1.28 with cgroup v2.
-    """
-
-    def __init__(self, group: Path) -> None:
-        self._group = group
-        self._stopping = False
-        self._efd = os.eventfd(0)
-        self._ofd = os.open(group / "memory.oom_control", os.O_RDONLY)
-        (group / "cgroup.event_control").write_text(f"{self._efd} {self._ofd}")
-        self._thread = threading.Thread(target=self._watch, name="oom-group", daemon=True)
-        self._thread.start()
-
-    def _watch(self) -> None:
-        seen = self._oom_kills()
-        while True:
-            os.eventfd_read(self._efd)
-            if self._stopping:
-                return
-            # The event comes when the cgroup hits its limit, before the kernel
-            # has picked a victim: wait for its kill, then take the rest down,
-            # so the OOM kill counter tells the truth as on cgroup v2.
-            deadline = time.monotonic() + 2.0
-            while self._oom_kills() == seen and time.monotonic() < deadline:
-                time.sleep(0.001)
-            if self._oom_kills() > seen:
-                with contextlib.suppress(SandboxError, OSError):
-                    kill_cgroup(self._group)
-            seen = self._oom_kills()
-
-    def _oom_kills(self) -> int:
-        try:
-            return fs.read_keyed(self._group / "memory.oom_control").get("oom_kill", 0)
-        except OSError:
-            return 0
-
-    def stop(self) -> None:
-        self._stopping = True
-        os.eventfd_write(self._efd, 1)
-        self._thread.join(timeout=2)
-        os.close(self._ofd)
-        os.close(self._efd)

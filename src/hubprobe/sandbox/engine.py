@@ -69,6 +69,7 @@ __all__ = [
 DEFAULT_IMAGE = "python:3.11-slim"
 #: Where the home is mounted: the path Jupyter's docker-stacks images use.
 HOME_IN_CONTAINER = "/home/jovyan"
+SOCKET_DIR = "/run/hubprobe"
 LABEL = "hubprobe=1"  # so that leftovers of a killed hubprobe can be found
 
 
@@ -76,8 +77,13 @@ def image() -> str:
     return os.environ.get("HUBPROBE_IMAGE") or DEFAULT_IMAGE
 
 
-def run_argv(engine: str, name: str, volume: str, limits: Limits, image_ref: str) -> list[str]:
-    """The container that holds the limits, the home and the spawner's variables."""
+def run_argv(
+    engine: str, name: str, volume: str, limits: Limits, image_ref: str, sockets: str = ""
+) -> list[str]:
+    """The container that holds the limits, the home and the spawner's variables.
+
+    ``sockets``: a host folder shown at SOCKET_DIR, where the server's Unix socket goes.
+    """
     argv = [
         engine, "run", "--detach", "--name", name, "--label", LABEL,
         "--memory", str(limits.memory_bytes),
@@ -89,6 +95,9 @@ def run_argv(engine: str, name: str, volume: str, limits: Limits, image_ref: str
         "--workdir", HOME_IN_CONTAINER,
         "--env", f"HOME={HOME_IN_CONTAINER}",
     ]  # fmt: skip
+    if sockets:
+        argv += ["--mount", f"type=bind,src={sockets},dst={SOCKET_DIR}"]
+    argv += ["--pids-limit", str(limits.pids)]
     for key, value in sorted(limits.env.items()):
         argv += ["--env", f"{key}={value}"]
     # Whatever the image's entrypoint, the container only waits for exec.
@@ -210,6 +219,8 @@ class PodmanBackend(ContainerBackend):
 class ContainerSandbox(Sandbox):
     """One container; ``backend`` names the engine's command (docker, podman)."""
 
+    shares_host_files = False
+
     def __init__(self, limits: Limits, image_ref: str, *, workdir: Path | None = None) -> None:
         super().__init__(limits)
         engine = self.backend
@@ -226,7 +237,11 @@ class ContainerSandbox(Sandbox):
             self._loop = self._must(["losetup", "--find", "--show", str(self._image)]).strip()
             self._must(volume_argv(engine, self._volume, self._loop))
             self._made.append("volume")
-            self._must(run_argv(engine, self.name, self._volume, limits, image_ref))
+            self._sockets = self._workdir / "sock"
+            self._sockets.mkdir(mode=0o700)
+            self._must(
+                run_argv(engine, self.name, self._volume, limits, image_ref, str(self._sockets))
+            )
             self._made.append("container")
             if limits.oom_group:
                 self._set_oom_group()
@@ -258,9 +273,19 @@ class ContainerSandbox(Sandbox):
     def home(self) -> str:
         return HOME_IN_CONTAINER
 
+    @property
+    def socket_dir(self) -> tuple[str, Path]:
+        return SOCKET_DIR, self._sockets
+
     def _popen(
         self, argv: Sequence[str], env: dict[str, str], cwd: str | None, **kwargs: object
     ) -> subprocess.Popen[bytes]:
+        if kwargs.pop("expose", None):
+            msg = (
+                f"the {self.backend} backend runs its image's own files and cannot show host"
+                " files inside; use the oci backend"
+            )
+            raise SandboxError(msg)
         # Only what differs from our own environment goes in: the container has
         # its own PATH and the rest; the profile's variables were set at run.
         extra = {k: v for k, v in env.items() if os.environ.get(k) != v}

@@ -16,13 +16,15 @@ from pathlib import Path
 
 from hubprobe.sandbox.base import SandboxError
 
-__all__ = ["loop_devices_for", "make_image", "release"]
+__all__ = ["attach", "loop_devices_for", "make_image", "release"]
 
 _SYS_BLOCK = Path("/sys/block")
 
 
-def make_image(path: Path, size_bytes: int) -> None:
+def make_image(path: Path, size_bytes: int, owner: tuple[int, int] | None = None) -> None:
     """Create a sparse ext4 image; ``-m 0``: a student's volume has no root reserve.
+
+    ``owner``: the uid and gid of the image's root folder (jovyan's, in a container).
 
     Refuses when the host's disk could not hold the image filled up: a probe
     that fills its home must hit the home's limit, never the host's.
@@ -45,7 +47,8 @@ def make_image(path: Path, size_bytes: int) -> None:
             "-L",
             "hubprobe-home",
             "-E",
-            "lazy_itable_init=1,lazy_journal_init=1",
+            "lazy_itable_init=1,lazy_journal_init=1"
+            + (f",root_owner={owner[0]}:{owner[1]}" if owner else ""),
             str(path),
         ],
         capture_output=True,
@@ -56,6 +59,23 @@ def make_image(path: Path, size_bytes: int) -> None:
         path.unlink(missing_ok=True)
         msg = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no output"
         raise SandboxError(f"mkfs.ext4 failed on {path}: {msg}; is e2fsprogs installed?")
+    if owner is not None:
+        # A hub's home has no lost+found; without root inside, nobody could remove it.
+        subprocess.run(
+            ["debugfs", "-w", "-R", "rmdir lost+found", str(path)],
+            capture_output=True, check=False,
+        )  # fmt: skip
+
+
+def attach(image: Path) -> str:
+    """A loop device for ``image``, as ``/dev/loopN``; detached by :func:`release`."""
+    result = subprocess.run(
+        ["losetup", "--find", "--show", str(image)], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        said = result.stderr.strip().splitlines()[-1:] or [f"exit {result.returncode}"]
+        raise SandboxError(f"losetup could not attach {image}: {said[0]}; are loop devices free?")
+    return result.stdout.strip()
 
 
 def loop_devices_for(image: Path, sys_block: Path = _SYS_BLOCK) -> list[str]:

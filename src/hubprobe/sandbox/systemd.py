@@ -128,7 +128,7 @@ def _v2_dir(control_group: str, proc: Path = _PROC) -> Path:
 class SystemdBackend(Backend):
     name = "systemd"
     summary = "unprivileged; a transient systemd --user scope with MemoryMax and CPUQuota"
-    fidelity = Fidelity(own_cgroup_view=False, private_home=False)
+    fidelity = Fidelity(own_cgroup_view=False, private_home=False, contained=False)
 
     def __init__(self, proc: Path = _PROC) -> None:
         self._proc = proc

@@ -11,13 +11,15 @@ import contextlib
 import functools
 import http.server
 import os
+import selectors
 import shutil
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CHROMIUM", "chromium", "serve_dir"]
+__all__ = ["CHROMIUM", "chromium", "forward_unix", "serve_dir"]
 
 CHROMIUM = os.environ.get("HUBPROBE_CHROMIUM", "/usr/bin/chromium")
 FLAGS = [
@@ -72,3 +74,46 @@ def serve_dir(directory: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def forward_unix(socket_path: str) -> Iterator[str]:
+    """A port on 127.0.0.1 whose connections go to a Unix socket; yields its base URL.
+
+    A sandboxed Jupyter server listens only on a Unix socket; a browser needs
+    TCP. Bytes are copied both ways (HTTP and websockets alike), one thread a
+    connection, for as long as the block runs.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def pump(client: socket.socket) -> None:
+        with client, socket.socket(socket.AF_UNIX) as upstream:
+            upstream.connect(socket_path)
+            sel = selectors.DefaultSelector()
+            sel.register(client, selectors.EVENT_READ, upstream)
+            sel.register(upstream, selectors.EVENT_READ, client)
+            while not stop.is_set():
+                for key, _ in sel.select(timeout=0.5):
+                    data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                    if not data:
+                        return
+                    key.data.sendall(data)
+
+    def accept() -> None:
+        listener.settimeout(0.5)
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=pump, args=(client,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
