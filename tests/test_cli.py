@@ -147,3 +147,26 @@ def test_no_command_is_a_usage_error() -> None:
     result = hubprobe("sandbox")
     assert result.returncode == 2
     assert "usage" in result.stderr
+
+
+def test_a_cpu_limit_the_kernel_cannot_take_is_refused_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    path = small_profile(tmp_path)
+    text = path.read_text().replace("limit = 1.0", "limit = 0.001", 1)
+    path.write_text(text.replace("guarantee = 0.05", "guarantee = 0.001", 1))
+    result = hubprobe("sandbox", "--profile", str(path), "--", "true")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "below the kernel's smallest quota" in result.stderr
+
+
+@pytest.mark.sandbox
+def test_a_memory_limit_above_the_machines_ram_is_said_not_to_bind(tmp_path: Path) -> None:
+    ram_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    too_big = f"{ram_kib // 2**20 + 8}G"
+    path = small_profile(tmp_path, memory=too_big)
+    path.write_text(path.read_text().replace('memory = "64G"', f'memory = "{too_big}"'))
+    result = hubprobe("sandbox", "--profile", str(path), "--", "true")
+    assert result.returncode == 0, result.stderr
+    assert "cannot bind here" in result.stderr

@@ -19,6 +19,7 @@ from hubprobe.cgroup.fs import CgroupMount
 from hubprobe.cgroup.locate import locate, v1_mount
 from hubprobe.sandbox import home, namespace, registry
 from hubprobe.sandbox.base import (
+    CFS_PERIOD_US,
     Availability,
     Backend,
     Fidelity,
@@ -33,7 +34,6 @@ from hubprobe.sandbox.oomgroup import OomGroupWatcher
 
 __all__ = ["Cgroup1Backend", "Cgroup1Sandbox"]
 
-CFS_PERIOD_US = 100_000
 _TOOLS = ("unshare", "mount", "umount", "mkfs.ext4", "losetup", "setpriv")
 
 

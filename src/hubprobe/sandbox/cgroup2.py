@@ -30,6 +30,8 @@ from hubprobe.cgroup.fs import CgroupMount
 from hubprobe.cgroup.locate import NoCgroup, locate
 from hubprobe.sandbox import home, namespace
 from hubprobe.sandbox.base import (
+    CFS_PERIOD_US,
+    MIN_CFS_QUOTA_US,
     Availability,
     Backend,
     Fidelity,
@@ -42,7 +44,6 @@ from hubprobe.sandbox.base import (
 from hubprobe.sandbox.common import NotUsable, kill_cgroup, namespace_tools_missing, remove_cgroup
 
 __all__ = [
-    "CPU_PERIOD_US",
     "Cgroup2Backend",
     "Cgroup2Sandbox",
     "Place",
@@ -52,7 +53,6 @@ __all__ = [
     "write_limits",
 ]
 
-CPU_PERIOD_US = 100_000
 NEEDED = ("memory", "cpu")
 _PROC = Path("/proc")
 
@@ -140,8 +140,8 @@ def write_limits(group: Path, limits: Limits) -> None:
     # Present only where the kernel accounts swap; without it there is no swap to limit.
     if (group / "memory.swap.max").exists():
         (group / "memory.swap.max").write_text("0")
-    quota = max(1000, round(limits.cpu * CPU_PERIOD_US))  # the kernel's minimum is 1 ms
-    (group / "cpu.max").write_text(f"{quota} {CPU_PERIOD_US}")
+    quota = max(MIN_CFS_QUOTA_US, round(limits.cpu * CFS_PERIOD_US))
+    (group / "cpu.max").write_text(f"{quota} {CFS_PERIOD_US}")
     if limits.oom_group:
         (group / "memory.oom.group").write_text("1")
 

@@ -30,8 +30,9 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hubprobe.sandbox.base import CFS_PERIOD_US, MIN_CFS_QUOTA_US
+
 __all__ = [
-    "CFS_PERIOD_US",
     "GID",
     "HIDDEN",
     "HOME",
@@ -50,7 +51,6 @@ UID, GID = 1000, 100
 HOME = "/home/jovyan"
 #: Where the server's Unix socket folder appears inside.
 SOCKET_DIR = "/run/hubprobe"
-CFS_PERIOD_US = 100_000
 #: Host folders the command does not see: each is an empty read-only folder inside.
 HIDDEN = ("/run", "/root", "/home")
 #: Private, writable, in memory.
@@ -196,7 +196,10 @@ def build_spec(s: SpecInput) -> dict[str, Any]:
         "devices": [{"allow": False, "access": "rwm"}],
         # memory+swap equal to memory: no swap, as on a hub's node.
         "memory": {"limit": s.memory_bytes, "swap": s.memory_bytes, "disableOOMKiller": False},
-        "cpu": {"quota": max(1000, round(s.cpu * CFS_PERIOD_US)), "period": CFS_PERIOD_US},
+        "cpu": {
+            "quota": max(MIN_CFS_QUOTA_US, round(s.cpu * CFS_PERIOD_US)),
+            "period": CFS_PERIOD_US,
+        },
         "pids": {"limit": s.pids},
     }
     if s.oom_group_v2:
