@@ -2,8 +2,10 @@
 
 The probes run once per test session (real server, real sandbox, the default
 profile); each claim is then one test, failing with the figures it got.
-The committed executed notebooks must match the fresh run (volatile values
-masked), and the committed results must cover every claim, none stale.
+The committed executed notebooks must match the fresh run (pytest-notebook's
+diff; what legitimately varies is masked by the probe cells' own
+``nbreg.diff_replace``), and the committed results must cover every claim,
+none stale.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import nbformat
 import pytest
 
 from hubprobe.claims.registry import load_claims
-from hubprobe.claims.regression import notebook_differences
+from hubprobe.claims.regression import notebook_diff
 from hubprobe.claims.results import claim_status, load_results
 from hubprobe.claims.suite import run_suite
 from hubprobe.jupyter.notebook import NotebookRun
@@ -52,8 +54,11 @@ def test_committed_notebook_matches_fresh_run(
     probe: str, fresh: tuple[dict[str, Any], dict[str, NotebookRun]]
 ) -> None:
     committed = nbformat.read(PROBES / f"{probe}.ipynb", as_version=4)
-    diffs = notebook_differences(committed, fresh[1][probe].notebook)
-    assert diffs == [], "\n".join(diffs)
+    diff = notebook_diff(committed, fresh[1][probe].notebook)
+    assert not diff, (
+        f"probes/{probe}.ipynb (-) differs from a fresh run (+); a measured value that "
+        f"varies needs a narrow mask in its cell's nbreg.diff_replace:{diff}"
+    )
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=[c.id for c in CLAIMS])

@@ -1,74 +1,86 @@
 """Compare a committed, executed probe notebook with a fresh run of it.
 
-Volatile values (numbers, kernel ids, temporary paths, memory addresses) are
-masked by pattern; everything else in the outputs must match, so a probe
-whose behaviour changes (a new error, a missing output, different text) is
-caught even when its claims still pass. A probe whose outcome legitimately
-varies between runs (which of two kernels the kernel's OOM killer picks)
-declares the varying lines as regular expressions in its notebook metadata,
-``hubprobe.volatile``; they are masked too, and stay visible in the file.
+The comparison is pytest-notebook's (nbdime underneath): both notebooks get
+their stream outputs coalesced (how prints were split into messages is
+timing), then regex replacements, then a diff with some paths left out. A
+probe whose behaviour changes (a count, a status, an error's name, a missing
+output, different text) fails the check even when its claims still pass.
+
+Only values that are never behaviour are replaced everywhere (GLOBAL_REPLACE)
+or left out (IGNORE). What else legitimately varies between runs, a measured
+size or a time, is declared by the cell that prints it, as narrow regular
+expressions in its ``metadata.nbreg.diff_replace`` (pytest-notebook's own
+format: ``[path under the cell, regex, replacement]``), so the mask sits
+next to the probe it belongs to and everything else in that cell is compared.
+
+Needs the ``test`` extra (pytest-notebook); only the tests import this module.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-import nbformat
+from nbformat import NotebookNode
+from pytest_notebook.diffing import (  # type: ignore[import-untyped]
+    diff_notebooks,
+    diff_to_string,
+    filter_diff,
+)
+from pytest_notebook.notebook import (  # type: ignore[import-untyped]
+    config_from_metadata,
+    regex_replace_nb,
+)
+from pytest_notebook.post_processors import coalesce_streams  # type: ignore[import-untyped]
 
-__all__ = ["MASKS", "masked_outputs", "notebook_differences"]
+from hubprobe.probe import FIGURES_MIME
 
-MASKS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"0x[0-9a-f]+"), "<addr>"),
-    (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<uuid>"),
-    (re.compile(r"/tmp/hubprobe-[^\s'\"]+"), "<tmp>"),
-    (re.compile(r"/\.nox/[^/\s]+/"), "/.nox/<env>/"),  # the same venv under another session
-    (re.compile(r"\x1b\[[0-9;]*m"), ""),  # colours in tracebacks
-    (re.compile(r"-?\d+(\.\d+)?(e[-+]?\d+)?"), "<n>"),
-]
+__all__ = ["GLOBAL_REPLACE", "IGNORE", "notebook_diff"]
 
+OUTPUTS = "/cells/*/outputs"
 
-def _mask(text: str, volatile: list[re.Pattern[str]]) -> str:
-    for pattern in volatile:
-        text = pattern.sub("<volatile>", text)
-    for pattern, repl in MASKS:
-        text = pattern.sub(repl, text)
-    return re.sub(r"[ \t]+", " ", text)  # column padding follows the numbers' widths
+#: (path, regex, replacement) applied to every output of every probe, before the
+#: cells' own masks: values no probe's behaviour is about.
+GLOBAL_REPLACE: tuple[tuple[str, str, str], ...] = (
+    (OUTPUTS, r"0x[0-9a-f]+", "<addr>"),  # object reprs, C pointers
+    (OUTPUTS, r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>"),
+    (OUTPUTS, r"/tmp/hubprobe-[^\s'\"]+", "<tmp>"),  # the run's own temporary folder
+    # The venv the probes ran in: another session, another checkout, another Python.
+    (OUTPUTS, r"(?:/[\w.+-]+)+/lib/python3\.\d+/site-packages/", "<venv>/site-packages/"),
+    (OUTPUTS, r"/\.nox/[^/\s]+/", "/.nox/<env>/"),
+    (OUTPUTS, r"\x1b\[[0-9;]*m", ""),  # colours in tracebacks
+)
 
-
-def masked_outputs(
-    cell: Any, volatile: list[re.Pattern[str]] | None = None
-) -> list[tuple[str, ...]]:
-    vol = volatile or []
-    out: list[tuple[str, ...]] = []
-    for o in cell.get("outputs", []):
-        kind = o["output_type"]
-        if kind == "stream":
-            # How a print is split into messages is timing, not behaviour.
-            if out and out[-1][:2] == (kind, o["name"]):
-                out[-1] = (kind, o["name"], out[-1][2] + _mask(o["text"], vol))
-            else:
-                out.append((kind, o["name"], _mask(o["text"], vol)))
-        elif kind == "error":
-            out.append((kind, o["ename"]))
-        else:
-            data = o.get("data", {})
-            out.append((kind, ",".join(sorted(data)), _mask(str(data.get("text/plain", "")), vol)))
-    return out
+#: Paths left out of the diff: no text a pattern could replace, and never behaviour.
+IGNORE: tuple[str, ...] = (
+    "/metadata",  # kernelspec and language info; hubprobe's and nbreg's settings
+    "/nbformat_minor",
+    "/cells/*/id",
+    "/cells/*/metadata",  # the runner's per-cell figures (times, memory samples), nbreg
+    "/cells/*/execution_count",
+    "/cells/*/outputs/*/execution_count",
+    # Line numbers inside libraries; the error's name and value are still compared.
+    "/cells/*/outputs/*/traceback",
+    # The same figures as the text/plain beside it, which is compared (masked per cell);
+    # numbers in JSON are not text a regex can replace.
+    f"/cells/*/outputs/*/data/{FIGURES_MIME}",
+)
 
 
-def notebook_differences(
-    committed: nbformat.NotebookNode, fresh: nbformat.NotebookNode
-) -> list[str]:
-    """Human-readable differences, one per cell that differs; empty if none."""
-    diffs = []
-    volatile = [re.compile(v) for v in committed.metadata.get("hubprobe", {}).get("volatile", [])]
-    if len(committed.cells) != len(fresh.cells):
-        return [f"{len(committed.cells)} cells committed, {len(fresh.cells)} in the fresh run"]
-    for n, (a, b) in enumerate(zip(committed.cells, fresh.cells, strict=True), start=1):
-        if a.cell_type != "code":
-            continue
-        ma, mb = masked_outputs(a, volatile), masked_outputs(b, volatile)
-        if ma != mb:
-            diffs.append(f"cell {n}: committed {ma!r} != fresh {mb!r}")
-    return diffs
+def _prepared(nb: NotebookNode, replace: list[tuple[str, str, str]]) -> Any:
+    coalesced, _ = coalesce_streams(nb, {})
+    return regex_replace_nb(coalesced, replace)
+
+
+def notebook_diff(committed: NotebookNode, fresh: NotebookNode) -> str:
+    """A readable diff of what differs after masking; empty if the fresh run matches.
+
+    The masks come from the committed notebook's (per-notebook and per-cell)
+    ``nbreg`` metadata; the fresh run is a run of that same file.
+    """
+    config = config_from_metadata(committed)
+    replace = [*GLOBAL_REPLACE, *config.diff_replace]
+    before, after = _prepared(committed, replace), _prepared(fresh, replace)
+    diff = filter_diff(diff_notebooks(before, after), [*IGNORE, *config.diff_ignore])
+    if not diff:
+        return ""
+    return str(diff_to_string(before, diff, use_git=False, use_diff=False, use_color=False))
