@@ -229,5 +229,12 @@ class Backend(abc.ABC):
         """Whether this backend works here, without changing anything."""
 
     @abc.abstractmethod
-    def create(self, limits: Limits, *, workdir: Path | None = None) -> Sandbox:
-        """Make the cgroups, home and namespaces; nothing runs yet."""
+    def create(
+        self, limits: Limits, *, workdir: Path | None = None, expose: Sequence[Path] = ()
+    ) -> Sandbox:
+        """Make the cgroups, home and namespaces; nothing runs yet.
+
+        ``expose``: host paths the command inside must be able to read (the
+        prefix of a Python environment a kernel runs from). Backends that
+        show the command the whole host filesystem need do nothing with it.
+        """

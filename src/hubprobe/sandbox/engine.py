@@ -190,7 +190,12 @@ class ContainerBackend(Backend):
             return problem.availability(self.name)
         return Availability(self.name, True, f"{self.engine} engine on this host, image {image()}")
 
-    def create(self, limits: Limits, *, workdir: Path | None = None) -> ContainerSandbox:
+    def create(
+        self, limits: Limits, *, workdir: Path | None = None, expose: Sequence[Path] = ()
+    ) -> ContainerSandbox:
+        # The command runs in the image's own filesystem, not the host's: a host
+        # interpreter cannot be run there, whatever is exposed.
+        del expose
         sandbox = DockerSandbox if self.engine == "docker" else PodmanSandbox
         return sandbox(limits, image(), workdir=workdir)
 
