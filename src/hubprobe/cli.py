@@ -225,10 +225,16 @@ def cmd_probes(args: argparse.Namespace) -> int:
 
 # -- check --------------------------------------------------------------------
 def cmd_check(args: argparse.Namespace) -> int:
+    import time
     from pathlib import Path
 
     from hubprobe.check.report import cell_header, cell_line, summary, write_reports
-    from hubprobe.check.run import check_notebook, folder_size, load_assignment
+    from hubprobe.check.run import (
+        check_notebook,
+        folder_size,
+        interrupted_result,
+        load_assignment,
+    )
     from hubprobe.check.verdict import exit_code
     from hubprobe.jupyter.cells import CellRun, Outcome
     from hubprobe.output import destination
@@ -257,12 +263,20 @@ def cmd_check(args: argparse.Namespace) -> int:
         if live:  # the cell number while it runs; its line replaces it when done
             print(f"\r\033[K  running {msg} ...", end="", file=sys.stderr, flush=True)
 
+    measured: list[CellRun] = []
+
     def done(cell: CellRun) -> None:
+        measured.append(cell)
         if live:
             print("\r\033[K", end="", file=sys.stderr, flush=True)
         print(cell_line(cell), file=table, flush=True)
 
-    results = []
+    def report(results: list[Any]) -> None:
+        write_reports(
+            results, json_path=json_path, html_path=html_path, cell_timeout=args.cell_timeout
+        )
+
+    results: list[Any] = []
     for path in paths:
         _say(
             f"{path}: fresh server and kernel in a {backend.name} sandbox, profile {profile.name} "
@@ -271,15 +285,30 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"({format_bytes(folder_size(path.parent), measured=True)}) copied into the home"
         )
         print(f"{path}\n{cell_header()}", file=table, flush=True)
-        result = check_notebook(
-            path, profile, backend, cell_timeout=args.cell_timeout, on_cell=done, progress=running
-        )
+        measured.clear()
+        started = time.monotonic()
+        try:
+            result = check_notebook(
+                path, profile, backend, cell_timeout=args.cell_timeout, on_cell=done,
+                progress=running, keep_going=args.keep_going, after_kill=args.after_kill,
+            )  # fmt: skip
+        except Interrupted as exc:
+            # The cells measured so far are worth a report: a long run is not lost to Ctrl-C.
+            if live:
+                print("\r\033[K", end="", file=sys.stderr, flush=True)
+            partial = interrupted_result(
+                path, profile, backend.name, list(measured), signal_name=str(exc),
+                wall_seconds=time.monotonic() - started,
+            )  # fmt: skip
+            print("\n".join(summary(partial)) + "\n", file=table, flush=True)
+            report([*results, partial])
+            raise
         results.append(result)
         for cell in result.cells:
             if cell.outcome == Outcome.NOT_RUN:  # after the verdict's cell: listed, not run
                 print(cell_line(cell), file=table)
         print("\n".join(summary(result)) + "\n", file=table, flush=True)
-    write_reports(results, json_path=json_path, html_path=html_path, cell_timeout=args.cell_timeout)
+    report(results)
     return exit_code([r.verdict for r in results])
 
 
@@ -437,7 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
             what happened. Per notebook: a verdict, the peak against the
             limit, the headroom, the heaviest cells and hints for the author.
             The run stops at the first cell that is killed, raises or times
-            out; cells are numbered from 1 over all cells, markdown included.
+            out, unless --keep-going; cells are numbered from 1 over all
+            cells, markdown included. Interrupted (Ctrl-C), the reports are
+            still written for the cells measured.
             A notebook's own hubprobe metadata is ignored: the profile and
             the timeout are the ones given here.
 
@@ -463,6 +494,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="stop a cell that runs longer than S seconds; verdict timeout (default: 300;"
         " --timeout is the old name)",
+    )  # fmt: skip
+    p.add_argument(
+        "--keep-going", action="store_true",
+        help="run every cell whatever happens before it (as nbconvert --allow-errors): each "
+        "error is reported at its cell and the memory and time verdict covers every cell",
+    )  # fmt: skip
+    p.add_argument(
+        "--after-kill", choices=("stop", "continue"), default="stop",
+        help="with --keep-going, after the kernel is killed and restarted: stop there (default) "
+        "or go on with the following cells, as a student re-running would",
     )  # fmt: skip
     p.add_argument("--json", metavar="FILE", help=_JSON_HELP + "; the table then goes to stderr")
     p.add_argument(

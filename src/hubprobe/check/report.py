@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import math
+import re
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +37,7 @@ __all__ = [
     "html_report",
     "json_report",
     "summary",
+    "work_line",
     "write_reports",
 ]
 
@@ -88,7 +90,7 @@ def summary(r: CheckResult) -> list[str]:
     ]  # fmt: skip
     for h in r.hints:  # wrapped: a hint is a sentence, read in an 80-100 column terminal
         lines.append(textwrap.fill(
-            h.text, width=88, initial_indent=f"  hint, cell {h.cell}: ", subsequent_indent="    "
+            h.text, width=88, initial_indent=f"  hint, {h.where}: ", subsequent_indent="    "
         ))  # fmt: skip
     return lines
 
@@ -115,6 +117,10 @@ def _notebook_dict(r: CheckResult) -> dict[str, Any]:
         "verdict": v.kind,
         "at_cell": v.at_cell,
         "detail": v.detail,
+        "cells_raised": list(v.raised),
+        "memory_verdict": v.memory_kind,
+        "keep_going": r.keep_going,
+        "after_kill": r.after_kill,
         "exit_code": v.exit_code,
         "peak_memory_bytes": v.peak_memory_bytes,
         "memory_limit_bytes": v.memory_limit_bytes,
@@ -135,7 +141,10 @@ def _notebook_dict(r: CheckResult) -> dict[str, Any]:
             {"cell": c.index, "wall_seconds": round(c.wall_seconds, 3)}
             for c in heaviest_by_time(r.cells)
         ],
-        "hints": [{"cell": h.cell, "kind": h.kind, "text": h.text} for h in r.hints],
+        "hints": [
+            {"cell": h.cell, "cells": list(h.cells), "kind": h.kind, "text": h.text}
+            for h in r.hints
+        ],
         "cells": [_cell_dict(c) for c in r.cells],
     }
 
@@ -161,7 +170,7 @@ _COLORS = {  # (held when the cell started, the rise during the cell)
 }
 _VERDICT_COLORS = {
     "fits": "#1b5e20", "tight": "#8d6e00", "timeout": "#6d4c41", "error": "#e65100",
-    "killed": "#b3261e",
+    "killed": "#b3261e", "interrupted": "#455a64",
 }  # fmt: skip
 
 
@@ -258,11 +267,28 @@ svg { max-width: 100%; height: auto; }
 """
 
 
-def _first_line(source: str) -> str:
-    """The line that says what the cell does: the first that is not blank or a comment."""
+#: Calls that do a cell's work (load, build, fit, run in parallel), as opposed to
+#: the imports, prints and small assignments around them.
+_WORK = re.compile(
+    r"\b(?:read_\w+|load\w*|fromfile|genfromtxt|merge|join|concat|groupby|pivot\w*|apply|"
+    r"fit\w*|predict\w*|transform|Parallel|cross_val\w*|train\w*|zeros|ones|empty|full|"
+    r"arange|linspace|random|rand\w*|normal|exponential|integers|choice|tile|repeat|outer|"
+    r"meshgrid|DataFrame|Series|array|sample|sort\w*|sum|mean|einsum|dot|matmul|simulate)\s*\(|@"
+)
+
+
+def work_line(source: str) -> str:
+    """The line that shows what the cell does: a line that does the work, if one can be told.
+
+    The first line of a cell is often an import or a comment; the cell that
+    allocated 320 MB says so in the line that reads, builds or fits. Failing
+    that, the first line that is code (not blank, not a comment, not an import).
+    """
     lines = [ln for ln in source.splitlines() if ln.strip()]
-    code = [ln for ln in lines if not ln.lstrip().startswith("#")]
-    return (code or lines or [""])[0][:80]
+    code = [ln for ln in lines if not ln.lstrip().startswith(("#", "%", "!"))]
+    plain = [ln for ln in code if not ln.lstrip().startswith(("import ", "from "))]
+    working = [ln for ln in plain if _WORK.search(ln)]
+    return (working or plain or code or lines or [""])[0].strip()[:80]
 
 
 def _notebook_html(r: CheckResult) -> str:
@@ -280,8 +306,9 @@ def _notebook_html(r: CheckResult) -> str:
             f"<td>+{format_bytes(memory_rise(c), measured=True)}</td>"
         )
         rows.append(
-            f'<tr class="{cls}"><td>{c.index}</td><td class="code">'
-            f"{esc(_first_line(r.sources.get(c.index, '')))}</td>"
+            f'<tr class="{cls}"><td>{c.index}</td><td class="code" '
+            f'title="{esc(r.sources.get(c.index, "")[:400])}">'
+            f"{esc(work_line(r.sources.get(c.index, '')))}</td>"
             f'<td class="outcome">{esc(_outcome(c))}</td>{numbers}</tr>'
         )
     by_mem = "".join(
@@ -293,7 +320,7 @@ def _notebook_html(r: CheckResult) -> str:
         f"<tr><td>{c.index}</td><td>{c.wall_seconds:.2f} s</td><td>{c.cpu_seconds:.2f} s</td></tr>"
         for c in heaviest_by_time(r.cells)
     )
-    hints = "".join(f"<li>cell {h.cell}: {esc(h.text)}</li>" for h in r.hints)
+    hints = "".join(f"<li>{h.where}: {esc(h.text)}</li>" for h in r.hints)
     return f"""
 <section>
 <h2><span class="verdict" style="background:{_VERDICT_COLORS[v.kind]}">{v.kind}</span>

@@ -5,6 +5,10 @@ the files it reads) copied into the private home, which is the kernel's
 working directory, as on a hub where the assignment is pulled into the home.
 The run stops at the first cell that is killed, raises or times out: the
 verdict is there, and later cells would only fail for want of its variables.
+With ``keep_going`` every cell runs whatever happened before it (as
+nbconvert's ``--allow-errors``), so the memory and time of a student version
+with blanks are still measured; after a kill the run goes on only with
+``after_kill="continue"`` (a student would re-run the cells).
 
 Everything a user can get wrong is checked before any sandbox is made, so a
 bad argument costs nothing and leaves nothing behind.
@@ -21,15 +25,34 @@ from pathlib import Path
 
 import nbformat
 
-from hubprobe.check.verdict import Hint, Verdict, hints, judge, stops_check
+from hubprobe.check.verdict import (
+    JOBLIB_WORKERS_CODE,
+    Hint,
+    Verdict,
+    asks_for_workers,
+    hints,
+    judge,
+    stops_check,
+)
 from hubprobe.errors import UsageError
-from hubprobe.jupyter.cells import CellRun
-from hubprobe.jupyter.notebook import RAISES, run_notebook
+from hubprobe.jupyter.cells import KERNEL_DIED, CellRun, Outcome
+from hubprobe.jupyter.notebook import RAISES, read_quietly, run_notebook
 from hubprobe.profiles import Profile
 from hubprobe.sandbox import Backend
 from hubprobe.units import format_bytes
 
-__all__ = ["CheckError", "CheckResult", "check_notebook", "folder_size", "load_assignment"]
+__all__ = [
+    "AFTER_KILL",
+    "CheckError",
+    "CheckResult",
+    "check_notebook",
+    "folder_size",
+    "interrupted_result",
+    "load_assignment",
+]
+
+#: What to do after a kernel is killed: stop there, or go on as a student re-running would.
+AFTER_KILL = ("stop", "continue")
 
 
 class CheckError(UsageError):
@@ -48,6 +71,8 @@ class CheckResult:
     wall_seconds: float
     startup_seconds: float
     total_cells: int  # markdown included
+    keep_going: bool = False
+    after_kill: str = "stop"
 
 
 def _kernel_language(nb: nbformat.NotebookNode) -> tuple[str, str]:
@@ -66,7 +91,7 @@ def load_assignment(path: Path, storage_bytes: int) -> nbformat.NotebookNode:
     if not path.is_file():
         raise CheckError(f"{path}: not a file (give the path of a .ipynb notebook)")
     try:
-        nb: nbformat.NotebookNode = nbformat.read(path, as_version=4)
+        nb = read_quietly(path)
     except OSError as exc:
         raise CheckError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
@@ -134,11 +159,14 @@ def check_notebook(
     cell_timeout: float,
     on_cell: Callable[[CellRun], None] | None = None,
     progress: Callable[[str], None] | None = None,
+    keep_going: bool = False,
+    after_kill: str = "stop",
 ) -> CheckResult:
     """Run ``path`` in a fresh sandbox under ``profile``; the file on disk is not changed.
 
     ``progress``: told "cell N" as a cell starts; ``on_cell``: called with
-    each cell as it finishes. Raises
+    each cell as it finishes. ``keep_going``: run every cell, whatever
+    happened before it; ``after_kill``: "stop" or "continue". Raises
     :class:`CheckError` for a notebook that cannot be checked, and
     :class:`~hubprobe.sandbox.SandboxError` when no sandbox can be made.
     """
@@ -149,16 +177,26 @@ def check_notebook(
         if c.cell_type == "code" and RAISES in c.get("metadata", {}).get("tags", [])
     )
 
+    if after_kill not in AFTER_KILL:
+        raise CheckError(f"--after-kill {after_kill}: choose one of {', '.join(AFTER_KILL)}")
+
     def after_cell(run: CellRun) -> bool:
         if on_cell is not None:
             on_cell(run)
-        return stops_check(run, allowed)
+        if run.outcome in KERNEL_DIED:
+            return after_kill == "stop"
+        return not keep_going and stops_check(run, allowed)
+
+    def after_code(_run: CellRun, source: str) -> str | None:
+        # Count joblib's workers where a cell asked for some: the hint says what really ran.
+        return JOBLIB_WORKERS_CODE if asks_for_workers(source) else None
 
     started = time.monotonic()
     try:
         run = run_notebook(
             path, profile, backend, cell_timeout=cell_timeout, progress=progress,
-            home_files=path.parent, after_cell=after_cell,
+            home_files=path.parent, after_cell=after_cell, notebook=nb, keep_going=keep_going,
+            after_code=after_code,
         )  # fmt: skip
     except shutil.Error as exc:
         # copytree gathers every file it could not copy (unreadable, a socket).
@@ -186,4 +224,42 @@ def check_notebook(
         wall_seconds=time.monotonic() - started,
         startup_seconds=run.startup_seconds,
         total_cells=len(nb.cells),
+        keep_going=keep_going,
+        after_kill=after_kill,
     )
+
+
+def interrupted_result(
+    path: Path,
+    profile: Profile,
+    backend: str,
+    measured: list[CellRun],
+    *,
+    signal_name: str,
+    wall_seconds: float,
+) -> CheckResult:
+    """What a run stopped by a signal measured: its report is still written.
+
+    ``measured``: the cells that finished before the signal; the rest are
+    listed as not run.
+    """
+    nb = read_quietly(path)
+    sources = {i: c.source for i, c in enumerate(nb.cells, start=1) if c.cell_type == "code"}
+    done = {c.index for c in measured}
+    cells = list(measured) + [
+        CellRun(index=i, outcome=Outcome.NOT_RUN) for i in sources if i not in done
+    ]
+    cells.sort(key=lambda c: c.index)
+    judged = judge(measured, profile.memory_limit_bytes)
+    last = measured[-1].index if measured else None
+    where = f"after cell {last}" if last is not None else "before the first cell finished"
+    verdict = dataclasses.replace(
+        judged, kind="interrupted", at_cell=None,
+        detail=f"interrupted by {signal_name} {where}: {len(measured)} of {len(sources)} code "
+        f"cells measured; so far {judged.detail}",
+    )  # fmt: skip
+    return CheckResult(
+        path=path, profile=profile, backend=backend, cells=cells, sources=sources,
+        verdict=verdict, hints=[], wall_seconds=wall_seconds, startup_seconds=0.0,
+        total_cells=len(nb.cells),
+    )  # fmt: skip

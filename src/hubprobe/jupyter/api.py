@@ -142,11 +142,13 @@ class KernelSocket:
         msg: JSON = json.loads(raw)
         return msg
 
-    def execute_request(self, code: str) -> str:
+    def execute_request(self, code: str, *, silent: bool = False) -> str:
+        """Send code to run; ``silent``: as a frontend's own bookkeeping, not the user's cell
+        (no execution count, no history, nothing in ``Out``)."""
         content = {
             "code": code,
-            "silent": False,
-            "store_history": True,
+            "silent": silent,
+            "store_history": not silent,
             "user_expressions": {},
             "allow_stdin": False,
             "stop_on_error": True,
@@ -169,9 +171,9 @@ class KernelSocket:
                 return reply
         return None
 
-    def execute(self, code: str, timeout: float = 60.0) -> list[JSON]:
+    def execute(self, code: str, timeout: float = 60.0, *, silent: bool = False) -> list[JSON]:
         """Run code and return its iopub outputs; for probes' own helper kernels."""
-        msg_id = self.execute_request(code)
+        msg_id = self.execute_request(code, silent=silent)
         outputs: list[JSON] = []
         deadline = time.monotonic() + timeout
         idle = replied = False

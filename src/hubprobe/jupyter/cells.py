@@ -65,6 +65,8 @@ class CellRun:
     seconds_to_usable: float | None = None
     memory_mentioned: bool = False
     memory_samples: list[tuple[float, int]] = dataclasses.field(default_factory=list)
+    #: What the runner's own silent code printed after the cell (``after_code``).
+    inspected: str | None = None
 
     def __post_init__(self) -> None:
         self.outcome = Outcome(self.outcome)  # a stored string reads back as the enum
