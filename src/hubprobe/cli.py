@@ -229,17 +229,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from hubprobe.check.report import cell_header, cell_line, summary, write_reports
-    from hubprobe.check.run import (
-        check_notebook,
-        folder_size,
-        interrupted_result,
-        load_assignment,
-    )
+    from hubprobe.check.run import check_notebook, interrupted_result, prepare
     from hubprobe.check.verdict import exit_code
     from hubprobe.jupyter.cells import CellRun, Outcome
     from hubprobe.output import destination
     from hubprobe.profiles import load_profile
-    from hubprobe.units import format_bytes
 
     # Every argument is checked before a sandbox is made: a typo costs nothing.
     if args.cell_timeout <= 0:
@@ -252,8 +246,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UsageError("--html -: an HTML report goes to a file", "give a file name")
     profile = load_profile(args.profile)
     paths = [Path(p) for p in args.notebooks]
-    for path in paths:
-        load_assignment(path, profile.storage_bytes)
+    opts = {"root": args.root, "python": args.python, "env": args.env}
+    plans = [prepare(path, profile, otter_tests=args.otter_tests, **opts) for path in paths]
     backend = _backend(args.backend)
     live = sys.stderr.isatty()
     # With the JSON report on stdout, the table goes to stderr so stdout stays parseable.
@@ -277,13 +271,16 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
 
     results: list[Any] = []
-    for path in paths:
+    for path, plan in zip(paths, plans, strict=True):
         _say(
             f"{path}: fresh server and kernel in a {backend.name} sandbox, profile {profile.name} "
             f"(memory {_fmt(profile.memory_limit_bytes)}, {profile.cpu_limit:g} CPU, home "
-            f"{_fmt(profile.storage_bytes)}), with {path.parent.resolve()} "
-            f"({format_bytes(folder_size(path.parent), measured=True)}) copied into the home"
+            f"{_fmt(profile.storage_bytes)}), with {plan.layout.describe()} copied into the "
+            f"home, the kernel in {plan.layout.kernel_path or 'its top'}; "
+            f"{plan.interpreter.describe()}"
         )
+        for note in plan.notes:
+            _say(f"note: {note}")
         print(f"{path}\n{cell_header()}", file=table, flush=True)
         measured.clear()
         started = time.monotonic()
@@ -291,6 +288,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             result = check_notebook(
                 path, profile, backend, cell_timeout=args.cell_timeout, on_cell=done,
                 progress=running, keep_going=args.keep_going, after_kill=args.after_kill,
+                plan=plan,
             )  # fmt: skip
         except Interrupted as exc:
             # The cells measured so far are worth a report: a long run is not lost to Ctrl-C.
@@ -298,7 +296,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print("\r\033[K", end="", file=sys.stderr, flush=True)
             partial = interrupted_result(
                 path, profile, backend.name, list(measured), signal_name=str(exc),
-                wall_seconds=time.monotonic() - started,
+                wall_seconds=time.monotonic() - started, plan=plan,
             )  # fmt: skip
             print("\n".join(summary(partial)) + "\n", file=table, flush=True)
             report([*results, partial])
@@ -504,6 +502,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--after-kill", choices=("stop", "continue"), default="stop",
         help="with --keep-going, after the kernel is killed and restarted: stop there (default) "
         "or go on with the following cells, as a student re-running would",
+    )  # fmt: skip
+    p.add_argument(
+        "--root", metavar="DIR",
+        help="copy DIR (a course repository) into the home and start the notebook at its place "
+        "in it (default: the top of the git work tree holding the notebook, else its folder)",
+    )  # fmt: skip
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--python", metavar="PATH",
+        help="run the kernel in this interpreter (standing for the hub's image; it needs "
+        "ipykernel); the server stays hubprobe's",
+    )  # fmt: skip
+    which.add_argument(
+        "--env", metavar="DIR", help="the same for a venv or conda environment: DIR/bin/python"
+    )
+    p.add_argument(
+        "--otter-tests", action="store_true",
+        help="for an otter-grader master notebook, also run each question's public tests",
     )  # fmt: skip
     p.add_argument("--json", metavar="FILE", help=_JSON_HELP + "; the table then goes to stderr")
     p.add_argument(

@@ -88,6 +88,17 @@ def summary(r: CheckResult) -> list[str]:
             f"cell {c.index} {c.wall_seconds:.2f} s" for c in heaviest_by_time(r.cells)
         ),
     ]  # fmt: skip
+    if r.interpreter:
+        lines.append(f"  kernel: {r.interpreter}")
+    if r.packages:
+        lines.append(textwrap.fill(
+            ", ".join(f"{k} {v}" for k, v in sorted(r.packages.items())), width=88,
+            initial_indent="  packages imported: ", subsequent_indent="    ",
+        ))  # fmt: skip
+    for note in r.notes:
+        lines.append(textwrap.fill(
+            note, width=88, initial_indent="  note: ", subsequent_indent="    "
+        ))  # fmt: skip
     for h in r.hints:  # wrapped: a hint is a sentence, read in an 80-100 column terminal
         lines.append(textwrap.fill(
             h.text, width=88, initial_indent=f"  hint, {h.where}: ", subsequent_indent="    "
@@ -127,6 +138,11 @@ def _notebook_dict(r: CheckResult) -> dict[str, Any]:
         "peak_fraction": round(v.peak_fraction, 4),
         "headroom_bytes": v.headroom_bytes,
         "cells_total": r.total_cells,
+        "kernel": r.interpreter,
+        "packages": r.packages,
+        "copied": r.copied,
+        "kernel_cwd": r.kernel_cwd,
+        "notes": list(r.notes),
         "wall_seconds": round(r.wall_seconds, 3),
         "startup_seconds": round(r.startup_seconds, 3),
         "heaviest_by_memory": [
@@ -291,6 +307,24 @@ def work_line(source: str) -> str:
     return (working or plain or code or lines or [""])[0].strip()[:80]
 
 
+def _about_html(r: CheckResult) -> str:
+    """Which Python and packages ran it, what was copied: versions change verdicts."""
+    esc = html.escape
+    items = []
+    if r.interpreter:
+        items.append(f"<li>Kernel: {esc(r.interpreter)}</li>")
+    if r.packages:
+        listed = ", ".join(f"{esc(k)} {esc(v)}" for k, v in sorted(r.packages.items()))
+        items.append(f"<li>Packages the notebook imported: {listed}</li>")
+    if r.copied:
+        items.append(
+            f"<li>Copied into the home: {esc(r.copied)}; the kernel started in "
+            f"<code>{esc(r.kernel_cwd)}</code></li>"
+        )
+    items += [f"<li>{esc(n)}</li>" for n in r.notes]
+    return f'<ul class="about">{"".join(items)}</ul>' if items else ""
+
+
 def _notebook_html(r: CheckResult) -> str:
     v = r.verdict
     esc = html.escape
@@ -330,6 +364,7 @@ def _notebook_html(r: CheckResult) -> str:
 {format_bytes(v.headroom_bytes, measured=True)}. {len(ran)} of {len(r.cells)} code cells ran
 ({r.total_cells} cells in all) in {sum(c.wall_seconds for c in ran):.1f} s, after
 {r.startup_seconds:.1f} s to start the server and kernel.</p>
+{_about_html(r)}
 {memory_chart(r.cells, v.memory_limit_bytes)}
 {f'<h3>Worth telling the author</h3><ul class="hints">{hints}</ul>' if hints else ""}
 <div class="heavy">

@@ -113,6 +113,7 @@ def run_notebook(
     kernel_name: str = "python3",
     kernel_path: str = "",
     home_extra: Mapping[str, str] | None = None,
+    home_only: Sequence[str] | None = None,
     env: Mapping[str, str | None] | None = None,
     expose: Sequence[Path] = (),
     after_code: Callable[[CellRun, str], str | None] | None = None,
@@ -135,6 +136,8 @@ def run_notebook(
     ``kernel_name``/``kernel_path``: the kernelspec to start and its working
     directory, relative to the home. ``home_extra``: files (path relative to
     the home -> text) written into the home, such as a kernelspec.
+    ``home_only``: copy only these files of ``home_files`` (paths relative to
+    it; what git lists), not the whole folder.
     ``env``: added to the server's and so the kernels' environment (None
     unsets). ``expose``: host paths the kernel must be able to read (an
     interpreter's prefix), passed to the backend. ``after_code``: given a
@@ -160,8 +163,9 @@ def run_notebook(
         backend.create(Limits.from_profile(profile), expose=expose) as sandbox,
     ):
         seed = _seed_home(
-            Path(logdir) / "home", home_files, meta.get("ipython_extensions", []), home_extra or {}
-        )
+            Path(logdir) / "home", home_files, meta.get("ipython_extensions", []),
+            home_extra or {}, home_only,
+        )  # fmt: skip
         server = JupyterServer(sandbox, Path(logdir) / "server.log", env=unset, seed=seed)
         api = server.start()
         kernel_id = api.start_kernel(kernel_name, kernel_path)
@@ -255,12 +259,28 @@ def _silently(sock: KernelSocket, code: str, timeout: float = 30.0) -> str | Non
 
 
 def _seed_home(
-    seed: Path, files: Path | None, extensions: list[str], extra: Mapping[str, str]
+    seed: Path,
+    files: Path | None,
+    extensions: list[str],
+    extra: Mapping[str, str],
+    only: Sequence[str] | None = None,
 ) -> Path | None:
     """What to copy into the private home before the server starts, if anything."""
     if files is None and not extensions and not extra:
         return None
-    if files is not None:
+    if files is not None and only is not None:
+        seed.mkdir(parents=True, exist_ok=True)
+        problems: list[tuple[str, str, str]] = []
+        for name in only:
+            target = seed / name
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(files / name, target, follow_symlinks=False)
+            except OSError as exc:  # gathered, as copytree does, so all are said at once
+                problems.append((str(files / name), str(target), str(exc.strerror or exc)))
+        if problems:
+            raise shutil.Error(problems)
+    elif files is not None:
         shutil.copytree(files, seed, symlinks=True)
     for relative, text in extra.items():
         target = seed / relative
