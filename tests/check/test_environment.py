@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import site
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from hubprobe.check.environment import (
     imported_names,
     kernelspec_files,
     missing_module,
+    worker_counts,
 )
 from hubprobe.errors import UsageError
 
@@ -137,3 +139,39 @@ def test_the_notebooks_own_kernelspec_is_honoured_where_it_exists(
     report = json.loads(out.read_text())["notebooks"][0]
     assert any("names the kernel 'course-env', which does not exist here" in n
                for n in report["notes"])  # fmt: skip
+
+
+def test_worker_counts_here_and_on_the_hub() -> None:
+    cores = os.cpu_count() or 1
+    w = worker_counts(4.0, 8, hub_cpus=False)
+    assert (w.here, w.hub, w.hub_count_used) == (min(cores, 4), 4, False)
+    assert (w.files, w.env) == ({}, {})
+    if cores < 4:
+        assert w.note.startswith(f"this machine has {cores} cores, fewer than the profile's 4 CPU")
+    hub = worker_counts(4.0, 8, hub_cpus=True)
+    assert hub.env == {"LOKY_MAX_CPU_COUNT": "4"}
+    (startup,) = hub.files
+    assert startup == ".ipython/profile_default/startup/00-hubprobe-hub-cpus.py"
+    assert "cpu_count = lambda: 8" in hub.files[startup]
+    assert worker_counts(1.0, 8, hub_cpus=False).note == ""
+
+
+@pytest.mark.sandbox
+@pytest.mark.skipif((os.cpu_count() or 1) >= 4, reason="needs fewer cores than DataHub's 4 CPUs")
+def test_hub_cpus_starts_as_many_joblib_workers_as_the_hub(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    base = [str(NOTEBOOKS / "parallel.ipynb"), "--profile", "datahub", "--json", str(out)]
+    here = run_check(*base)
+    assert here.returncode == 0, here.stderr
+    nb = json.loads(out.read_text())["notebooks"][0]
+    assert nb["joblib_workers"] == {"here": os.cpu_count(), "hub": 4, "hub_count_used": False}
+    assert any("fewer than the profile's 4 CPU limit" in n for n in nb["notes"])
+    (hint,) = [h for h in nb["hints"] if h["kind"] == "n_jobs"]
+    assert f"joblib started {os.cpu_count()} worker processes" in hint["text"]
+
+    hub = run_check(*base, "--hub-cpus")
+    assert hub.returncode == 0, hub.stderr
+    nb = json.loads(out.read_text())["notebooks"][0]
+    assert nb["joblib_workers"]["hub_count_used"] is True
+    (hint,) = [h for h in nb["hints"] if h["kind"] == "n_jobs"]
+    assert "joblib started 4 worker processes" in hint["text"]

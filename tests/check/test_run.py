@@ -187,7 +187,7 @@ def _bad_input(kind: str, folder: Path) -> tuple[Path, list[str]]:
     ("kind", "message"),
     [
         ("missing", "missing.ipynb: no such file"),
-        ("folder", "not a file"),
+        ("folder", "no notebooks in it"),
         ("text", "hw.ipynb: not a notebook (not JSON)"),
         ("json-list", "hw.ipynb: not a notebook"),
         ("r-kernel", "r.ipynb: written for the 'ir' kernel"),
@@ -302,3 +302,22 @@ def test_after_a_kill_the_run_goes_on_only_when_asked(tmp_path: Path, small: Pat
     )  # fmt: skip
     assert nb["detail"].startswith("killed at cell 5: out of memory")
     assert "1 cell raised (6)" in nb["detail"]
+
+
+@pytest.mark.sandbox
+def test_near_80_percent_the_verdict_is_the_working_sets_run_after_run(
+    small: Path, backend: Backend
+) -> None:
+    profile = load_profile(str(small))
+    runs = [
+        check_notebook(NOTEBOOKS / "near-80.ipynb", profile, backend, cell_timeout=60).verdict
+        for _ in range(5)
+    ]
+    assert [v.kind for v in runs] == ["fits"] * 5
+    for v in runs:
+        # The file it wrote is page cache: raw usage goes past the line, the working set does not.
+        assert 0.70 <= v.working_set_fraction < 0.8, v
+        assert v.peak_fraction >= 0.8, v
+        assert v.spread.startswith("near the 80% line")
+    spread = max(v.working_set_fraction for v in runs) - min(v.working_set_fraction for v in runs)
+    assert spread < 0.02, [v.working_set_fraction for v in runs]

@@ -245,3 +245,19 @@ def test_hint_on_large_reads_by_file_size_or_by_memory() -> None:
 
 def test_no_hints_for_a_plain_notebook() -> None:
     assert _hints({2: "import numpy as np\nx = np.arange(10)\n%timeit x.sum()"}) == []
+
+
+def test_fits_and_tight_are_judged_on_the_working_set_and_near_the_line_the_spread_is_said() -> (
+    None
+):
+    cached = cell(3, peak=830 * MiB)
+    cached.peak_working_set_bytes = 770 * MiB  # 60 MiB of it inactive page cache
+    v = judge([cell(2), cached], LIMIT)
+    assert (v.kind, v.peak_memory_bytes, v.peak_working_set_bytes) == ("fits", 830 * MiB, 770 * MiB)
+    assert (
+        v.detail == "fits: the peak stayed at 77% of the limit (working set; 83% with page cache)"
+    )
+    assert v.spread.startswith("near the 80% line: the working set peaked at 77.0% of the limit")
+    far = cell(3, peak=400 * MiB)
+    far.peak_working_set_bytes = 390 * MiB
+    assert judge([far], LIMIT).spread == ""

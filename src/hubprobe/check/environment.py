@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 import subprocess
@@ -30,12 +31,14 @@ from hubprobe.errors import UsageError
 __all__ = [
     "KERNEL_NAME",
     "Interpreter",
+    "Workers",
     "choose_interpreter",
     "imported_names",
     "kernelspec_files",
     "missing_module",
     "parse_versions",
     "versions_code",
+    "worker_counts",
 ]
 
 #: The kernelspec hubprobe writes into the home for a given interpreter.
@@ -210,6 +213,64 @@ def kernelspec_files(interp: Interpreter) -> dict[str, str]:
         }
     # Under the user's data dir, which the server inside finds from its HOME.
     return {f".local/share/jupyter/kernels/{interp.kernel_name}/kernel.json": json.dumps(spec)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Workers:
+    """How many workers joblib's ``n_jobs=-1`` starts here and on the hub, and which ran."""
+
+    here: int
+    hub: int
+    hub_count_used: bool
+    #: What the kernel gets to count the hub's cores: IPython startup file, variables.
+    files: Mapping[str, str]
+    env: Mapping[str, str]
+    note: str
+
+
+# Loaded by IPython before the first cell: os.cpu_count() and the affinity read the node's
+# cores, as in the hub's pod; loky then takes the least of them, the cgroup's quota and
+# LOKY_MAX_CPU_COUNT, as on the hub. LOKY_MAX_CPU_COUNT alone can only lower the count.
+_HUB_CPUS = """\
+# hubprobe check --hub-cpus: count the hub node's cores, as the hub's pod does.
+import os as _hubprobe_os
+_hubprobe_os.cpu_count = lambda: {cpus}
+if hasattr(_hubprobe_os, "sched_getaffinity"):
+    _hubprobe_os.sched_getaffinity = lambda pid=0: set(range({cpus}))
+del _hubprobe_os
+"""
+
+
+def worker_counts(cpu_limit: float, node_cpus: int, hub_cpus: bool) -> Workers:
+    """joblib's ``n_jobs=-1`` count, here and on the hub: the least of cores and the quota.
+
+    ``hub_cpus``: make the kernel count the hub node's cores (through an IPython
+    startup file in the seeded home, and ``LOKY_MAX_CPU_COUNT``), so parallel
+    cells start as many workers, and take as much memory, as on the hub.
+    """
+    quota = max(math.ceil(cpu_limit), 1)
+    here = min(os.cpu_count() or 1, quota)
+    hub = min(node_cpus, quota)
+    if hub_cpus:
+        note = (
+            f"joblib's worker count: the hub's (--hub-cpus): the kernel counts the node's "
+            f"{node_cpus} cores, so n_jobs=-1 starts {hub} workers, as on the hub"
+        )
+        return Workers(
+            here, hub, True,
+            {".ipython/profile_default/startup/00-hubprobe-hub-cpus.py":
+             _HUB_CPUS.format(cpus=node_cpus)},
+            {"LOKY_MAX_CPU_COUNT": str(hub)}, note,
+        )  # fmt: skip
+    note = ""
+    if here < hub:
+        note = (
+            f"this machine has {os.cpu_count()} cores, fewer than the profile's "
+            f"{cpu_limit:g} CPU limit: n_jobs=-1 starts {here} joblib workers here and {hub} on "
+            "the hub, so the memory of parallel cells is understated; --hub-cpus runs with the "
+            "hub's count"
+        )
+    return Workers(here, hub, False, {}, {}, note)
 
 
 _IMPORT = re.compile(r"^\s*(?:from\s+([A-Za-z_]\w*)[\w.]*\s+import\b|import\s+([\w., ]+))")

@@ -36,6 +36,7 @@ from hubprobe.check.environment import (
     missing_module,
     parse_versions,
     versions_code,
+    worker_counts,
 )
 from hubprobe.check.layout import Layout, folder_size, layout_for
 from hubprobe.check.verdict import (
@@ -117,6 +118,8 @@ class CheckResult:
     copied: str = ""
     kernel_cwd: str = ""
     notes: list[str] = dataclasses.field(default_factory=list)
+    #: n_jobs=-1's worker count here and on the hub, and whether the hub's was used.
+    joblib_workers: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def _kernel_language(nb: nbformat.NotebookNode) -> tuple[str, str]:
@@ -240,9 +243,7 @@ def check_notebook(
     keep_going: bool = False,
     after_kill: str = "stop",
     plan: Plan | None = None,
-    env: dict[str, str] | None = None,
-    home_extra: dict[str, str] | None = None,
-    notes: tuple[str, ...] = (),
+    hub_cpus: bool = False,
 ) -> CheckResult:
     """Run ``path`` in a fresh sandbox under ``profile``; the file on disk is not changed.
 
@@ -250,7 +251,8 @@ def check_notebook(
     each cell as it finishes (numbered as in the file). ``keep_going``: run
     every cell, whatever happened before it; ``after_kill``: "stop" or
     "continue". ``plan``: from :func:`prepare` (made here if not given).
-    ``env``/``home_extra``: added to the kernel's environment and home.
+    ``hub_cpus``: the kernel counts the hub node's cores, so joblib starts as
+    many workers as there (see :func:`~hubprobe.check.environment.worker_counts`).
     Raises :class:`CheckError` for a notebook that cannot be checked, and
     :class:`~hubprobe.sandbox.SandboxError` when no sandbox can be made.
     """
@@ -282,6 +284,7 @@ def check_notebook(
         return JOBLIB_WORKERS_CODE if asks_for_workers(source) else None
 
     interp = plan.interpreter
+    workers = worker_counts(profile.cpu_limit, profile.node_cpus, hub_cpus)
     started = time.monotonic()
     try:
         run = run_notebook(
@@ -289,7 +292,7 @@ def check_notebook(
             home_files=plan.layout.root, home_only=plan.layout.files, after_cell=after_cell,
             notebook=nb, keep_going=keep_going, after_code=after_code,
             kernel_name=interp.kernel_name, kernel_path=plan.layout.kernel_path,
-            home_extra={**kernelspec_files(interp), **(home_extra or {})}, env=env,
+            home_extra={**kernelspec_files(interp), **workers.files}, env=dict(workers.env),
             expose=interp.expose, closing_code=versions_code(imported_names(plan.sources.values())),
         )  # fmt: skip
     except shutil.Error as exc:
@@ -327,7 +330,12 @@ def check_notebook(
         packages={str(k): str(v) for k, v in (about.get("packages") or {}).items()},
         copied=plan.layout.describe(),
         kernel_cwd=plan.layout.kernel_path or ".",
-        notes=[*plan.notes, *notes],
+        notes=[*plan.notes, *([workers.note] if workers.note else [])],
+        joblib_workers={
+            "here": workers.here,
+            "hub": workers.hub,
+            "hub_count_used": workers.hub_count_used,
+        },
     )
 
 

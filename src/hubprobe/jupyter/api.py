@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -101,6 +102,23 @@ class ServerAPI:
         )
 
 
+def _quick_acks(sock: socket.socket | None) -> None:
+    """Acknowledge at once what the server sends, on a TCP socket (Linux's TCP_QUICKACK).
+
+    The server's kernel websocket leaves Nagle's algorithm on: it holds a
+    small frame until the previous one is acknowledged, and the client's
+    delayed ACK waits ~40 ms for data to ride on. Every cell paid that stall
+    (a round trip of ~47 ms; ~17 ms with this). Linux clears quick-ack mode
+    again on its own, so it is set after every send and before every read.
+    A no-op elsewhere, and on a Unix socket, where there are no ACKs to delay.
+    """
+    option = getattr(socket, "TCP_QUICKACK", None)
+    if sock is None or option is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, option, 1)
+
+
 class KernelSocket:
     """One websocket to one kernel; open a new one after a restart."""
 
@@ -128,11 +146,13 @@ class KernelSocket:
         }
         msg = {"header": header, "parent_header": {}, "metadata": {}, "content": content}
         self.ws.send(json.dumps({**msg, "channel": channel}))
+        _quick_acks(self.ws.sock)
         return msg_id
 
     def recv(self, timeout: float) -> JSON | None:
         """The next message, or None if nothing came within ``timeout`` seconds."""
         self.ws.settimeout(max(timeout, 0.001))
+        _quick_acks(self.ws.sock)
         try:
             raw = self.ws.recv()
         except websocket.WebSocketTimeoutException:

@@ -306,7 +306,10 @@ class ContainerSandbox(Sandbox):
         oom_killed = out.stdout.strip() == "true"
         last = self._last or Reading(0, 0, self.limits.memory_bytes, 0, 0.0, 0.0, 0.0)
         return dataclasses.replace(
-            last, memory_bytes=0, oom_kills=max(last.oom_kills, int(oom_killed))
+            last,
+            memory_bytes=0,
+            working_set_bytes=0,
+            oom_kills=max(last.oom_kills, int(oom_killed)),
         )
 
     def _teardown(self) -> None:
