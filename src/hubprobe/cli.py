@@ -224,61 +224,153 @@ def cmd_probes(args: argparse.Namespace) -> int:
 
 # -- check --------------------------------------------------------------------
 def cmd_check(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    import time
 
-    from hubprobe.check.report import cell_header, cell_line, summary, write_reports
-    from hubprobe.check.run import check_notebook, folder_size, load_assignment
+    from hubprobe.check.course import find_notebooks, parallel_runs
+    from hubprobe.check.report import (
+        cell_header,
+        cell_line,
+        course_table,
+        summary,
+        write_reports,
+    )
+    from hubprobe.check.run import CheckResult, Plan, check_notebook, interrupted_result, prepare
     from hubprobe.check.verdict import exit_code
     from hubprobe.jupyter.cells import CellRun, Outcome
     from hubprobe.output import destination
     from hubprobe.profiles import load_profile
-    from hubprobe.units import format_bytes
 
     # Every argument is checked before a sandbox is made: a typo costs nothing.
     if args.cell_timeout <= 0:
         raise UsageError(
             f"--cell-timeout {args.cell_timeout:g}", "give a number of seconds above 0"
         )
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}", "give a number of notebooks at a time, 1 or more")
     json_path = destination("--json", args.json)
     html_path = destination("--html", args.html)
     if html_path == "-":
         raise UsageError("--html -: an HTML report goes to a file", "give a file name")
     profile = load_profile(args.profile)
-    paths = [Path(p) for p in args.notebooks]
-    for path in paths:
-        load_assignment(path, profile.storage_bytes)
+    paths = find_notebooks(args.notebooks)
+    opts = {"root": args.root, "python": args.python, "env": args.env}
+    plans = [prepare(path, profile, otter_tests=args.otter_tests, **opts) for path in paths]
     backend = _backend(args.backend, profile)
+    jobs, why = parallel_runs(profile, len(plans))
+    jobs = min(args.jobs, len(plans)) if args.jobs is not None else jobs
     live = sys.stderr.isatty()
     # With the JSON report on stdout, the table goes to stderr so stdout stays parseable.
     table = sys.stderr if json_path == "-" else sys.stdout
+    check = {
+        "cell_timeout": args.cell_timeout, "keep_going": args.keep_going,
+        "after_kill": args.after_kill, "hub_cpus": args.hub_cpus,
+    }  # fmt: skip
+
+    def report(results: list[CheckResult]) -> None:
+        write_reports(
+            results, json_path=json_path, html_path=html_path, cell_timeout=args.cell_timeout
+        )
+
+    def intro(plan: Plan) -> str:
+        return (
+            f"{plan.path}: fresh server and kernel in a {backend.name} sandbox, profile "
+            f"{profile.name} (memory {_fmt(profile.memory_limit_bytes)}, {profile.cpu_limit:g} "
+            f"CPU, home {_fmt(profile.storage_bytes)}), with {plan.layout.describe()} copied "
+            f"into the home, the kernel in {plan.layout.kernel_path or 'its top'}; "
+            f"{plan.interpreter.describe()}"
+        )
+
+    if len(plans) > 1 and jobs > 1:
+        return _check_many(plans, profile, backend, jobs, why, table, check, report)
+
+    results: list[CheckResult] = []
+    measured: list[CellRun] = []
 
     def running(msg: str) -> None:
         if live:  # the cell number while it runs; its line replaces it when done
             print(f"\r\033[K  running {msg} ...", end="", file=sys.stderr, flush=True)
 
     def done(cell: CellRun) -> None:
+        measured.append(cell)
         if live:
             print("\r\033[K", end="", file=sys.stderr, flush=True)
         print(cell_line(cell), file=table, flush=True)
 
-    results = []
-    for path in paths:
-        _say(
-            f"{path}: fresh server and kernel in a {backend.name} sandbox, profile {profile.name} "
-            f"(memory {_fmt(profile.memory_limit_bytes)}, {profile.cpu_limit:g} CPU, home "
-            f"{_fmt(profile.storage_bytes)}), with {path.parent.resolve()} "
-            f"({format_bytes(folder_size(path.parent), measured=True)}) copied into the home"
-        )
-        print(f"{path}\n{cell_header()}", file=table, flush=True)
-        result = check_notebook(
-            path, profile, backend, cell_timeout=args.cell_timeout, on_cell=done, progress=running
-        )
+    for n, plan in enumerate(plans, start=1):
+        counted = f"[{n}/{len(plans)}] " if len(plans) > 1 else ""
+        _say(counted + intro(plan))
+        for note in plan.notes:
+            _say(f"note: {note}")
+        print(f"{plan.path}\n{cell_header()}", file=table, flush=True)
+        measured.clear()
+        started = time.monotonic()
+        try:
+            result = check_notebook(
+                plan.path, profile, backend, on_cell=done, progress=running, plan=plan, **check
+            )
+        except interrupts.Interrupted as exc:
+            # The cells measured so far are worth a report: a long run is not lost to Ctrl-C.
+            if live:
+                print("\r\033[K", end="", file=sys.stderr, flush=True)
+            partial = interrupted_result(
+                plan.path, profile, backend.name, list(measured), signal_name=str(exc),
+                wall_seconds=time.monotonic() - started, plan=plan,
+            )  # fmt: skip
+            print("\n".join(summary(partial)) + "\n", file=table, flush=True)
+            report([*results, partial])
+            raise
         results.append(result)
         for cell in result.cells:
             if cell.outcome == Outcome.NOT_RUN:  # after the verdict's cell: listed, not run
                 print(cell_line(cell), file=table)
         print("\n".join(summary(result)) + "\n", file=table, flush=True)
-    write_reports(results, json_path=json_path, html_path=html_path, cell_timeout=args.cell_timeout)
+    if len(results) > 1:
+        print("\n".join(course_table(results)), file=table, flush=True)
+    report(results)
+    return exit_code([r.verdict for r in results])
+
+
+def _check_many(
+    plans: Sequence[Any], profile: Profile, backend: Backend, jobs: int, why: str, table: Any,
+    check: dict[str, Any], report: Any,
+) -> int:  # fmt: skip
+    """Folder mode: several notebooks at a time; a line on stderr as each starts and ends."""
+    import threading
+
+    from hubprobe.check.course import Progress, run_all
+    from hubprobe.check.report import course_table, summary
+    from hubprobe.check.verdict import exit_code
+
+    lock = threading.Lock()  # one notebook's block at a time on the terminal
+    total = len(plans)
+    finished_so_far: dict[int, Any] = {}
+    _say(f"{total} notebooks, {why}; each in its own sandbox (profile {profile.name})")
+
+    def started(i: int, plan: Any) -> None:
+        _say(f"[{i + 1}/{total}] {plan.path}: started")
+
+    def finished(i: int, plan: Any, result: Any, error: BaseException | None) -> None:
+        with lock:
+            if result is None:
+                _say(f"[{i + 1}/{total}] {plan.path}: failed ({error})")
+                return
+            v = result.verdict
+            finished_so_far[i] = result
+            _say(f"[{i + 1}/{total}] {plan.path}: {v.kind} in {result.wall_seconds:.1f} s")
+            print("\n".join(summary(result)) + "\n", file=table, flush=True)
+
+    try:
+        results = run_all(
+            plans, profile, backend, jobs=jobs, progress=Progress(started, finished), **check
+        )
+    except interrupts.Interrupted:
+        # The notebooks that finished keep their reports; the others were stopped.
+        done = [finished_so_far[i] for i in sorted(finished_so_far)]
+        if done:
+            report(done)
+        raise
+    print("\n".join(course_table(results)), file=table, flush=True)
+    report(results)
     return exit_code([r.verdict for r in results])
 
 
@@ -431,15 +523,22 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Help,
         description=textwrap.dedent(
             """\
-            Run each NOTEBOOK as a student would: a fresh Jupyter server and
-            kernel in a sandbox with the profile's memory, CPU and storage
-            limits, the notebook's folder (with the files it reads) copied
-            into the home, which is the kernel's working directory. Cell by
-            cell: wall, CPU and throttled time, the session's peak memory and
-            what happened. Per notebook: a verdict, the peak against the
-            limit, the headroom, the heaviest cells and hints for the author.
+            Run each NOTEBOOK (or every notebook under a folder, several at
+            a time) as a student would: a fresh Jupyter server and kernel in
+            a sandbox with the profile's memory, CPU and storage limits, the
+            course repository around it (the git work tree's top, --root, or
+            its folder) copied into the home, the kernel at the notebook's
+            place in it, in hubprobe's Python or the one given. Cell by cell:
+            wall, CPU and throttled time, the session's peak memory and
+            working set, and what happened. Per notebook: a verdict (fits and
+            tight judged on the working set, as Kubernetes judges a
+            container), the peak against the limit, the heaviest cells,
+            hints for the author, the interpreter and package versions. An
+            otter-grader master notebook runs as its solutions would.
             The run stops at the first cell that is killed, raises or times
-            out; cells are numbered from 1 over all cells, markdown included.
+            out, unless --keep-going; cells are numbered from 1 over all
+            cells, markdown included. Interrupted (Ctrl-C), the reports are
+            still written for the cells measured.
             A notebook's own hubprobe metadata is ignored: the profile and
             the timeout are the ones given here.
 
@@ -457,7 +556,11 @@ def build_parser() -> argparse.ArgumentParser:
             ]
         ),
     )  # fmt: skip
-    p.add_argument("notebooks", nargs="+", metavar="NOTEBOOK", help="a .ipynb file")
+    p.add_argument(
+        "notebooks", nargs="+", metavar="NOTEBOOK",
+        help="a .ipynb file, or a folder: every notebook under it (checkpoints and hidden "
+        "folders skipped)",
+    )  # fmt: skip
     _add_profile(p)
     _add_backend(p)
     p.add_argument(
@@ -465,6 +568,44 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="stop a cell that runs longer than S seconds; verdict timeout (default: 300;"
         " --timeout is the old name)",
+    )  # fmt: skip
+    p.add_argument(
+        "--keep-going", action="store_true",
+        help="run every cell whatever happens before it (as nbconvert --allow-errors): each "
+        "error is reported at its cell and the memory and time verdict covers every cell",
+    )  # fmt: skip
+    p.add_argument(
+        "--after-kill", choices=("stop", "continue"), default="stop",
+        help="after the kernel is killed and restarted: stop there (default) or go on with "
+        "the following cells, as a student re-running would",
+    )  # fmt: skip
+    p.add_argument(
+        "--root", metavar="DIR",
+        help="copy DIR (a course repository) into the home and start the notebook at its place "
+        "in it (default: the top of the git work tree holding the notebook, else its folder)",
+    )  # fmt: skip
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--python", metavar="PATH",
+        help="run the kernel in this interpreter (standing for the hub's image; it needs "
+        "ipykernel); the server stays hubprobe's",
+    )  # fmt: skip
+    which.add_argument(
+        "--env", metavar="DIR", help="the same for a venv or conda environment: DIR/bin/python"
+    )
+    p.add_argument(
+        "--jobs", type=int, metavar="N",
+        help="notebooks at a time (default: as many as the cores hold the profile's CPU limit "
+        "and the free memory its memory limit)",
+    )  # fmt: skip
+    p.add_argument(
+        "--hub-cpus", action="store_true",
+        help="make the kernel count the hub node's cores (the profile's node.cpus), so joblib's "
+        "n_jobs=-1 starts as many workers, and takes as much memory, as on the hub",
+    )  # fmt: skip
+    p.add_argument(
+        "--otter-tests", action="store_true",
+        help="for an otter-grader master notebook, also run each question's public tests",
     )  # fmt: skip
     p.add_argument("--json", metavar="FILE", help=_JSON_HELP + "; the table then goes to stderr")
     p.add_argument(

@@ -110,3 +110,32 @@ def test_pids_in_a_removed_cgroup_is_empty(tmp_path: Path) -> None:
     assert fs.pids_in(tmp_path / "gone") == []
     write(tmp_path / "g", {"cgroup.procs": "12\n34\n"})
     assert fs.pids_in(tmp_path / "g") == [12, 34]
+
+
+def test_working_set_is_usage_less_inactive_file_cache(tmp_path: Path) -> None:
+    v1 = write(
+        tmp_path / "v1",
+        {
+            "memory.usage_in_bytes": "1000\n",
+            "memory.max_usage_in_bytes": "2000\n",
+            "memory.limit_in_bytes": "4096\n",
+            "memory.oom_control": "oom_kill 0\n",
+            # inactive_file is this cgroup's own; total_ counts its children too, as usage does.
+            "memory.stat": "cache 500\ninactive_file 10\ntotal_inactive_file 300\n",
+        },
+    )
+    r = fs.read_memory_v1(v1)
+    assert (r.inactive_file_bytes, r.working_set_bytes) == (300, 700)
+    v2 = write(
+        tmp_path / "v2",
+        {
+            "memory.current": "500\n",
+            "memory.max": "max\n",
+            "memory.events": "oom_kill 0\n",
+            "memory.stat": "anon 100\nfile 400\nactive_file 50\ninactive_file 350\n",
+        },
+    )
+    assert fs.read_memory_v2(v2).working_set_bytes == 150
+    (v2 / "memory.stat").unlink()  # not there: the working set is the usage, said as unknown
+    r = fs.read_memory_v2(v2)
+    assert (r.inactive_file_bytes, r.working_set_bytes) == (None, 500)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -186,7 +187,7 @@ def _bad_input(kind: str, folder: Path) -> tuple[Path, list[str]]:
     ("kind", "message"),
     [
         ("missing", "missing.ipynb: no such file"),
-        ("folder", "not a file"),
+        ("folder", "no notebooks in it"),
         ("text", "hw.ipynb: not a notebook (not JSON)"),
         ("json-list", "hw.ipynb: not a notebook"),
         ("r-kernel", "r.ipynb: written for the 'ir' kernel"),
@@ -228,3 +229,95 @@ def test_help_explains_the_exit_codes() -> None:
         "125  no sandbox",
     ):
         assert line in text
+
+
+STUDENT = NOTEBOOKS / "otter" / "student" / "hw01.ipynb"
+
+
+@pytest.mark.sandbox
+def test_a_student_version_stops_at_its_first_blank_unless_keep_going(
+    tmp_path: Path, small: Path
+) -> None:
+    out = tmp_path / "stop.json"
+    stopped = hubprobe(str(STUDENT), "--profile", str(small), "--json", str(out))
+    assert stopped.returncode == 5, stopped.stderr
+    nb = json.loads(out.read_text())["notebooks"][0]
+    assert (nb["verdict"], nb["at_cell"]) == ("error", 7)
+    assert nb["detail"] == (
+        "error at cell 7: AttributeError: 'ellipsis' object has no attribute 'mean'"
+    )
+    assert [c["cell"] for c in nb["cells"] if c["outcome"] == "not-run"] == [9, 10, 12, 13, 15]
+
+    out = tmp_path / "keep.json"
+    kept = hubprobe(str(STUDENT), "--profile", str(small), "--keep-going", "--json", str(out))
+    assert kept.returncode == 5, kept.stderr
+    nb = json.loads(out.read_text())["notebooks"][0]
+    assert (nb["verdict"], nb["at_cell"], nb["cells_raised"]) == ("error", 7, [7, 15])
+    assert nb["memory_verdict"] == "fits"
+    assert "not-run" not in {c["outcome"] for c in nb["cells"]}, "every cell ran"
+    assert {c["cell"]: c["outcome"] for c in nb["cells"]}[15] == "error"
+    assert "2 cells raised (7, 15); memory over every cell that ran: fits" in nb["detail"]
+    assert "MissingIDFieldWarning" not in kept.stderr
+
+
+@pytest.mark.sandbox
+def test_an_interrupted_run_still_writes_its_report(tmp_path: Path, small: Path) -> None:
+    out, page = tmp_path / "report.json", tmp_path / "report.html"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hubprobe", "check", str(NOTEBOOKS / "times-out.ipynb"),
+         "--profile", str(small), "--cell-timeout", "120", "--json", str(out),
+         "--html", str(page)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    # Cell 2 finishes, cell 4 spins: interrupt then, as an impatient instructor would.
+    for line in proc.stdout:
+        if line.split()[:2] == ["2", "ok"]:
+            break
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    nb = json.loads(out.read_text())["notebooks"][0]
+    assert nb["verdict"] == "interrupted"
+    assert nb["detail"].startswith("interrupted by SIGINT after cell 2: 1 of 3 code cells measured")
+    assert [(c["cell"], c["outcome"]) for c in nb["cells"]] == [
+        (2, "ok"), (4, "not-run"), (5, "not-run"),
+    ]  # fmt: skip
+    assert "interrupted" in page.read_text()
+    assert "interrupted by SIGINT" in stdout
+
+
+@pytest.mark.sandbox
+def test_after_a_kill_the_run_goes_on_only_when_asked(tmp_path: Path, small: Path) -> None:
+    out = tmp_path / "report.json"
+    args = [str(NOTEBOOKS / "killed.ipynb"), "--profile", str(small), "--json", str(out)]
+    result = hubprobe(*args, "--keep-going", "--after-kill", "continue")
+    assert result.returncode == 6, result.stderr
+    nb = json.loads(out.read_text())["notebooks"][0]
+    assert (nb["verdict"], nb["at_cell"], nb["after_kill"]) == ("killed", 5, "continue")
+    cells = {c["cell"]: c for c in nb["cells"]}
+    # The restarted kernel lost `boot_means`: the next cell ran, and raised, as a student's would.
+    assert (cells[5]["outcome"], cells[6]["outcome"], cells[6]["error_name"]) == (
+        "killed", "error", "NameError",
+    )  # fmt: skip
+    assert nb["detail"].startswith("killed at cell 5: out of memory")
+    assert "1 cell raised (6)" in nb["detail"]
+
+
+@pytest.mark.sandbox
+def test_near_80_percent_the_verdict_is_the_working_sets_run_after_run(
+    small: Path, backend: Backend
+) -> None:
+    profile = load_profile(str(small))
+    runs = [
+        check_notebook(NOTEBOOKS / "near-80.ipynb", profile, backend, cell_timeout=60).verdict
+        for _ in range(5)
+    ]
+    assert [v.kind for v in runs] == ["fits"] * 5
+    for v in runs:
+        # The file it wrote is page cache: raw usage goes past the line, the working set does not.
+        assert 0.70 <= v.working_set_fraction < 0.8, v
+        assert v.peak_fraction >= 0.8, v
+        assert v.spread.startswith("near the 80% line")
+    spread = max(v.working_set_fraction for v in runs) - min(v.working_set_fraction for v in runs)
+    assert spread < 0.02, [v.working_set_fraction for v in runs]

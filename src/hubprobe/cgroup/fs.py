@@ -73,6 +73,16 @@ class MemoryReading:
     peak_bytes: int | None
     limit_bytes: int | None
     oom_kills: int
+    #: Page cache the kernel would reclaim first (v1 total_inactive_file, v2 inactive_file);
+    #: None where the stat file does not say.
+    inactive_file_bytes: int | None = None
+
+    @property
+    def working_set_bytes(self) -> int:
+        """Usage minus inactive file cache, as the kubelet and cAdvisor judge a container."""
+        if self.inactive_file_bytes is None:
+            return self.usage_bytes
+        return max(self.usage_bytes - self.inactive_file_bytes, 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,6 +157,13 @@ def own_cgroups(proc: Path = Path("/proc"), pid: int | str = "self") -> dict[str
     return parse_proc_cgroup((proc / str(pid) / "cgroup").read_text())
 
 
+def _stat(path: Path) -> dict[str, int]:
+    try:
+        return read_keyed(path)
+    except OSError:
+        return {}
+
+
 def read_memory_v1(group: Path) -> MemoryReading:
     oom = read_keyed(group / "memory.oom_control")
     return MemoryReading(
@@ -154,6 +171,8 @@ def read_memory_v1(group: Path) -> MemoryReading:
         peak_bytes=read_int(group / "memory.max_usage_in_bytes"),
         limit_bytes=_limit(read_int(group / "memory.limit_in_bytes")),
         oom_kills=oom.get("oom_kill", 0),
+        # total_: this cgroup and its children, as usage_in_bytes counts them.
+        inactive_file_bytes=_stat(group / "memory.stat").get("total_inactive_file"),
     )
 
 
@@ -165,6 +184,7 @@ def read_memory_v2(group: Path) -> MemoryReading:
         peak_bytes=read_int(peak_file) if peak_file.exists() else None,
         limit_bytes=None if limit_text == "max" else int(limit_text),
         oom_kills=read_keyed(group / "memory.events").get("oom_kill", 0),
+        inactive_file_bytes=_stat(group / "memory.stat").get("inactive_file"),
     )
 
 

@@ -1,25 +1,18 @@
-"""What ``hubprobe check`` tells its user: terminal lines, a JSON dict, an HTML page.
+"""What ``hubprobe check`` tells its user: terminal lines, a JSON dict, the report files.
 
-The HTML report is one self-contained file (inline style, inline SVG, no
-script, no fetched asset), so it can be mailed to a co-instructor or opened
-offline. The chart is drawn here as plain SVG rather than with matplotlib:
-``check`` then needs only what running notebooks needs (``hubprobe[probes]``).
+The HTML page is drawn in :mod:`hubprobe.check.page`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import html
-import math
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hubprobe import __version__
+from hubprobe.check.page import html_report, work_line
 from hubprobe.check.run import CheckResult
 from hubprobe.check.verdict import (
-    TIGHT_FRACTION,
     exit_code,
     heaviest_by_memory,
     heaviest_by_time,
@@ -33,9 +26,11 @@ from hubprobe.units import format_bytes
 __all__ = [
     "cell_header",
     "cell_line",
+    "course_table",
     "html_report",
     "json_report",
     "summary",
+    "work_line",
     "write_reports",
 ]
 
@@ -48,9 +43,16 @@ def _outcome(c: CellRun) -> str:
     return "not run" if c.outcome == "not-run" else c.outcome
 
 
+def _working(c: CellRun) -> int:
+    return c.peak_working_set_bytes or c.peak_memory_bytes
+
+
 # -- terminal -----------------------------------------------------------------
 def cell_header() -> str:
-    return f"{'cell':>6}  {'outcome':<22}{'wall':>9}{'CPU':>9}{'throttled':>11}{'peak':>11}{'rise':>11}"
+    return (
+        f"{'cell':>6}  {'outcome':<22}{'wall':>9}{'CPU':>9}{'throttled':>11}{'peak':>11}"
+        f"{'working set':>13}{'rise':>11}"
+    )
 
 
 def cell_line(c: CellRun) -> str:
@@ -60,6 +62,7 @@ def cell_line(c: CellRun) -> str:
     return (
         f"{c.index:>6}  {_outcome(c):<22}{c.wall_seconds:>7.2f} s{c.cpu_seconds:>7.2f} s"
         f"{c.throttled_seconds:>9.2f} s{format_bytes(c.peak_memory_bytes, measured=True):>11}"
+        f"{format_bytes(_working(c), measured=True):>13}"
         f"{'+' + format_bytes(memory_rise(c), measured=True):>11}"
     )
 
@@ -72,7 +75,8 @@ def summary(r: CheckResult) -> list[str]:
         f"{r.path}: {v.detail}",
         (
             f"  peak {format_bytes(v.peak_memory_bytes, measured=True)} of {format_bytes(v.memory_limit_bytes)}"
-            f" ({v.peak_fraction:.0%}), headroom {format_bytes(v.headroom_bytes, measured=True)}"
+            f" ({v.peak_fraction:.0%}), working set {format_bytes(v.peak_working_set_bytes or v.peak_memory_bytes, measured=True)}"
+            f" ({v.working_set_fraction:.0%}), headroom {format_bytes(v.headroom_bytes, measured=True)}"
         ),
         (
             f"  {len(ran)} of {len(r.cells)} code cells ran in "
@@ -86,10 +90,51 @@ def summary(r: CheckResult) -> list[str]:
             f"cell {c.index} {c.wall_seconds:.2f} s" for c in heaviest_by_time(r.cells)
         ),
     ]  # fmt: skip
+    if v.spread:
+        lines.append(textwrap.fill(
+            v.spread, width=88, initial_indent="  ", subsequent_indent="    "
+        ))  # fmt: skip
+    if r.interpreter:
+        lines.append(f"  kernel: {r.interpreter}")
+    if r.packages:
+        lines.append(textwrap.fill(
+            ", ".join(f"{k} {v}" for k, v in sorted(r.packages.items())), width=88,
+            initial_indent="  packages imported: ", subsequent_indent="    ",
+        ))  # fmt: skip
+    for note in r.notes:
+        lines.append(textwrap.fill(
+            note, width=88, initial_indent="  note: ", subsequent_indent="    "
+        ))  # fmt: skip
     for h in r.hints:  # wrapped: a hint is a sentence, read in an 80-100 column terminal
         lines.append(textwrap.fill(
-            h.text, width=88, initial_indent=f"  hint, cell {h.cell}: ", subsequent_indent="    "
+            h.text, width=88, initial_indent=f"  hint, {h.where}: ", subsequent_indent="    "
         ))  # fmt: skip
+    return lines
+
+
+def course_table(results: Sequence[CheckResult]) -> list[str]:
+    """One line per notebook: verdict, peak against the limit, time, heaviest cell."""
+    width = max([len(str(r.path)) for r in results] + [8])
+    lines = [
+        f"{'notebook':<{width}}  {'verdict':<12}{'peak / limit':>22}{'time':>9}  heaviest cell"
+    ]
+    for r in results:
+        v = r.verdict
+        where = f" {v.at_cell}" if v.at_cell is not None else ""
+        heavy = heaviest_by_memory(r.cells, n=1)
+        heaviest = (
+            f"cell {heavy[0].index} +{format_bytes(memory_rise(heavy[0]), measured=True)}"
+            if heavy
+            else "-"
+        )
+        peak = (
+            f"{format_bytes(v.peak_working_set_bytes or v.peak_memory_bytes, measured=True)} / "
+            f"{format_bytes(v.memory_limit_bytes)} ({v.working_set_fraction:.0%})"
+        )
+        lines.append(
+            f"{r.path!s:<{width}}  {v.kind + where:<12}{peak:>22}{r.wall_seconds:>7.1f} s  "
+            f"{heaviest}"
+        )
     return lines
 
 
@@ -103,6 +148,7 @@ def _cell_dict(c: CellRun) -> dict[str, Any]:
         "cpu_seconds": round(c.cpu_seconds, 3),
         "throttled_seconds": round(c.throttled_seconds, 3),
         "peak_memory_bytes": c.peak_memory_bytes,
+        "peak_working_set_bytes": _working(c),
         "memory_rise_bytes": memory_rise(c),
         "oom_kills": c.oom_kills,
     }
@@ -115,12 +161,25 @@ def _notebook_dict(r: CheckResult) -> dict[str, Any]:
         "verdict": v.kind,
         "at_cell": v.at_cell,
         "detail": v.detail,
+        "cells_raised": list(v.raised),
+        "memory_verdict": v.memory_kind,
+        "keep_going": r.keep_going,
+        "after_kill": r.after_kill,
         "exit_code": v.exit_code,
         "peak_memory_bytes": v.peak_memory_bytes,
         "memory_limit_bytes": v.memory_limit_bytes,
         "peak_fraction": round(v.peak_fraction, 4),
+        "peak_working_set_bytes": v.peak_working_set_bytes or v.peak_memory_bytes,
+        "working_set_fraction": round(v.working_set_fraction, 4),
+        "near_threshold": v.spread,
         "headroom_bytes": v.headroom_bytes,
         "cells_total": r.total_cells,
+        "kernel": r.interpreter,
+        "packages": r.packages,
+        "copied": r.copied,
+        "kernel_cwd": r.kernel_cwd,
+        "notes": list(r.notes),
+        "joblib_workers": r.joblib_workers,
         "wall_seconds": round(r.wall_seconds, 3),
         "startup_seconds": round(r.startup_seconds, 3),
         "heaviest_by_memory": [
@@ -135,7 +194,10 @@ def _notebook_dict(r: CheckResult) -> dict[str, Any]:
             {"cell": c.index, "wall_seconds": round(c.wall_seconds, 3)}
             for c in heaviest_by_time(r.cells)
         ],
-        "hints": [{"cell": h.cell, "kind": h.kind, "text": h.text} for h in r.hints],
+        "hints": [
+            {"cell": h.cell, "cells": list(h.cells), "kind": h.kind, "text": h.text}
+            for h in r.hints
+        ],
         "cells": [_cell_dict(c) for c in r.cells],
     }
 
@@ -150,195 +212,6 @@ def json_report(results: Sequence[CheckResult], *, cell_timeout: float) -> dict[
         "exit_code": exit_code([r.verdict for r in results]),
         "notebooks": [_notebook_dict(r) for r in results],
     }
-
-
-# -- HTML ---------------------------------------------------------------------
-_COLORS = {  # (held when the cell started, the rise during the cell)
-    "ok": ("#c5cae9", "#3f51b5"),
-    "error": ("#ffe0b2", "#e65100"),
-    "killed": ("#f9dedc", "#b3261e"),
-    "timeout": ("#d7ccc8", "#6d4c41"),
-}
-_VERDICT_COLORS = {
-    "fits": "#1b5e20", "tight": "#8d6e00", "timeout": "#6d4c41", "error": "#e65100",
-    "killed": "#b3261e",
-}  # fmt: skip
-
-
-def memory_chart(cells: Sequence[CellRun], limit: int) -> str:
-    """Memory across the code cells as stacked bars, with the limit and the 80 % line.
-
-    Each bar is the session's memory when the cell started (light) and how
-    far it rose during the cell (dark), so its top is the cell's peak.
-    """
-    w, h, left, right, top, bottom = 720, 296, 64, 96, 32, 40
-    pw, ph = w - left - right, h - top - bottom
-    ymax = limit * 1.12
-
-    def y(v: float) -> float:
-        return top + ph - ph * min(v, ymax) / ymax
-
-    n = max(len(cells), 1)
-    slot = pw / n
-    bar = max(min(slot * 0.7, 48), 1.5)
-    label_every = math.ceil(n / 24)
-    parts = [
-        (
-            f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" '
-            f'height="{h}" role="img" aria-label="Session memory per cell, with the memory limit">'
-        ),
-        "<title>Session memory per code cell, against the memory limit</title>",
-        '<g font-family="system-ui, sans-serif" font-size="11" fill="#333">',
-    ]
-    for frac in (0, 0.25, 0.5, 0.75, 1.0):
-        yy = y(limit * frac)
-        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{yy:.1f}" y2="{yy:.1f}" '
-                     'stroke="#eee"/>')  # fmt: skip
-        parts.append(f'<text x="{left - 6}" y="{yy + 4:.1f}" text-anchor="end">'
-                     f"{html.escape(format_bytes(int(limit * frac), measured=True) if frac else '0')}</text>")  # fmt: skip
-    for i, c in enumerate(cells):
-        cx = left + slot * (i + 0.5)
-        if c.outcome != "not-run":
-            kind = "killed" if c.outcome in KERNEL_DIED else str(c.outcome)
-            held_color, rise_color = _COLORS.get(kind, _COLORS["ok"])
-            start = c.peak_memory_bytes - memory_rise(c)
-            x0 = cx - bar / 2
-            parts.append(
-                f'<rect x="{x0:.1f}" y="{y(start):.1f}" width="{bar:.1f}" '
-                f'height="{y(0) - y(start):.1f}" fill="{held_color}"/>'
-                f'<rect x="{x0:.1f}" y="{y(c.peak_memory_bytes):.1f}" width="{bar:.1f}" '
-                f'height="{y(start) - y(c.peak_memory_bytes):.1f}" fill="{rise_color}">'
-                f"<title>cell {c.index}: {html.escape(_outcome(c))}, peak "
-                f"{format_bytes(c.peak_memory_bytes, measured=True)}, +{format_bytes(memory_rise(c), measured=True)}</title></rect>"
-            )
-        if i % label_every == 0 or c.outcome not in ("ok", "not-run"):
-            color = "#999" if c.outcome == "not-run" else "#333"
-            parts.append(f'<text x="{cx:.1f}" y="{top + ph + 16}" text-anchor="middle" '
-                         f'fill="{color}">{c.index}</text>')  # fmt: skip
-    parts.append(f'<text x="{left + pw / 2}" y="{h - 6}" text-anchor="middle">'
-                 "cell (grey: not run)</text>")  # fmt: skip
-    for value, label, dash, color in (
-        (limit, f"limit {format_bytes(limit)}", "6 4", "#b3261e"),
-        (limit * TIGHT_FRACTION, f"{TIGHT_FRACTION:.0%}: tight", "2 3", "#8d6e00"),
-    ):
-        yy = y(value)
-        parts.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="{color}" '
-            f'stroke-width="1.5" stroke-dasharray="{dash}"/>'
-            f'<text x="{left + pw + 6}" y="{yy + 4:.1f}" fill="{color}">{html.escape(label)}</text>'
-        )
-    parts.append(f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + ph}" stroke="#999"/>')
-    for i, (color, label) in enumerate(
-        (
-            (_COLORS["ok"][0], "held when the cell started"),
-            (_COLORS["ok"][1], "rise during the cell"),
-        )
-    ):
-        x = left + 8 + i * 200
-        parts.append(f'<rect x="{x}" y="8" width="12" height="12" fill="{color}"/>'
-                     f'<text x="{x + 18}" y="18">{label}</text>')  # fmt: skip
-    parts.append("</g></svg>")
-    return "\n".join(parts)
-
-
-_STYLE = """
-body { font: 15px/1.5 system-ui, sans-serif; color: #222; max-width: 60rem; margin: 2rem auto;
-       padding: 0 1rem; }
-h1 { font-size: 1.5rem; margin-bottom: .2rem; } h2 { font-size: 1.2rem; margin-top: 2.5rem; }
-.meta { color: #555; margin-top: 0; }
-.verdict { display: inline-block; color: #fff; border-radius: 4px; padding: 0 .5em;
-           font-weight: 600; margin-right: .4em; }
-table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: 14px; }
-th, td { padding: .15rem .6rem; border-bottom: 1px solid #e0e0e0; text-align: right; }
-th { background: #f5f5f5; } td.code { text-align: left; font-family: ui-monospace, monospace;
-     max-width: 22rem; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-td.outcome, th.left { text-align: left; } tr.bad td { background: #fdecea; } tr.notrun td { color: #999; }
-.hints li { margin: .2rem 0; } .heavy { display: flex; gap: 2rem; flex-wrap: wrap; }
-svg { max-width: 100%; height: auto; }
-"""
-
-
-def _first_line(source: str) -> str:
-    """The line that says what the cell does: the first that is not blank or a comment."""
-    lines = [ln for ln in source.splitlines() if ln.strip()]
-    code = [ln for ln in lines if not ln.lstrip().startswith("#")]
-    return (code or lines or [""])[0][:80]
-
-
-def _notebook_html(r: CheckResult) -> str:
-    v = r.verdict
-    esc = html.escape
-    ran = [c for c in r.cells if c.outcome != "not-run"]
-    rows = []
-    for c in r.cells:
-        cls = "notrun" if c.outcome == "not-run" else ("" if c.outcome == "ok" else "bad")
-        numbers = (
-            "<td></td>" * 5
-            if c.outcome == "not-run"
-            else f"<td>{c.wall_seconds:.2f} s</td><td>{c.cpu_seconds:.2f} s</td>"
-            f"<td>{c.throttled_seconds:.2f} s</td><td>{format_bytes(c.peak_memory_bytes, measured=True)}</td>"
-            f"<td>+{format_bytes(memory_rise(c), measured=True)}</td>"
-        )
-        rows.append(
-            f'<tr class="{cls}"><td>{c.index}</td><td class="code">'
-            f"{esc(_first_line(r.sources.get(c.index, '')))}</td>"
-            f'<td class="outcome">{esc(_outcome(c))}</td>{numbers}</tr>'
-        )
-    by_mem = "".join(
-        f"<tr><td>{c.index}</td><td>+{format_bytes(memory_rise(c), measured=True)}</td>"
-        f"<td>{format_bytes(c.peak_memory_bytes, measured=True)}</td></tr>"
-        for c in heaviest_by_memory(r.cells)
-    )
-    by_time = "".join(
-        f"<tr><td>{c.index}</td><td>{c.wall_seconds:.2f} s</td><td>{c.cpu_seconds:.2f} s</td></tr>"
-        for c in heaviest_by_time(r.cells)
-    )
-    hints = "".join(f"<li>cell {h.cell}: {esc(h.text)}</li>" for h in r.hints)
-    return f"""
-<section>
-<h2><span class="verdict" style="background:{_VERDICT_COLORS[v.kind]}">{v.kind}</span>
-{esc(str(r.path))}</h2>
-<p>{esc(v.detail)}. Peak {format_bytes(v.peak_memory_bytes, measured=True)} of
-{format_bytes(v.memory_limit_bytes)} ({v.peak_fraction:.0%}), headroom
-{format_bytes(v.headroom_bytes, measured=True)}. {len(ran)} of {len(r.cells)} code cells ran
-({r.total_cells} cells in all) in {sum(c.wall_seconds for c in ran):.1f} s, after
-{r.startup_seconds:.1f} s to start the server and kernel.</p>
-{memory_chart(r.cells, v.memory_limit_bytes)}
-{f'<h3>Worth telling the author</h3><ul class="hints">{hints}</ul>' if hints else ""}
-<div class="heavy">
-<div><h3>Heaviest cells by memory</h3><table><tr><th>cell</th><th>rise</th><th>peak</th></tr>
-{by_mem}</table></div>
-<div><h3>Heaviest cells by time</h3><table><tr><th>cell</th><th>wall</th><th>CPU</th></tr>
-{by_time}</table></div>
-</div>
-<h3>Cell by cell</h3>
-<table><tr><th>cell</th><th class="left">code</th><th class="left">outcome</th><th>wall</th><th>CPU</th>
-<th>throttled</th><th>peak</th><th>rise</th></tr>
-{"".join(rows)}
-</table>
-</section>"""
-
-
-def html_report(results: Sequence[CheckResult], *, cell_timeout: float) -> str:
-    """One self-contained page for every notebook checked."""
-    p = results[0].profile
-    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    names = ", ".join(r.path.name for r in results)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>hubprobe check: {html.escape(names)}</title>
-<style>{_STYLE}</style></head>
-<body>
-<h1>Will it fit on the hub?</h1>
-<p class="meta">Profile <b>{html.escape(p.name)}</b>: memory {format_bytes(p.memory_limit_bytes)},
-{p.cpu_limit:g} CPU, home {format_bytes(p.storage_bytes)}. Each notebook ran as a student's
-would: a fresh server and kernel in a {html.escape(results[0].backend)} sandbox with these
-limits, its folder copied into the home, each cell stopped after {cell_timeout:g} s.
-Memory is the whole session's (server and kernel). {date}, hubprobe {__version__}.</p>
-{"".join(_notebook_html(r) for r in results)}
-</body></html>
-"""
 
 
 # -- files --------------------------------------------------------------------

@@ -8,12 +8,15 @@ Verdicts, from best to worst, each with its exit status for ``hubprobe check``:
 ``fits`` (the session's peak stayed under 80 % of the limit), ``tight``
 (80 % or more, but nothing died), ``timeout``, ``error`` and ``killed`` (at
 the first cell where that happened, counted from 1 over all cells as a
-reader counts them, markdown included).
+reader counts them, markdown included). With ``--keep-going`` the cells after
+an error still ran: the verdict stays ``error`` at the first one, and says
+how many cells raised and what the memory verdict of the whole run is.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 
@@ -23,13 +26,16 @@ from hubprobe.units import format_bytes
 
 __all__ = [
     "EXIT_CODES",
+    "JOBLIB_WORKERS_CODE",
     "TIGHT_FRACTION",
     "Hint",
     "Verdict",
+    "asks_for_workers",
     "exit_code",
     "heaviest_by_memory",
     "heaviest_by_time",
     "hints",
+    "joblib_workers",
     "judge",
     "memory_rise",
     "stops_check",
@@ -38,6 +44,8 @@ __all__ = [
 #: At or above this share of the limit a notebook is "tight": a second open
 #: notebook, the browser's extensions or a student's extra cell tips it over.
 TIGHT_FRACTION = 0.8
+#: Within this share of the limit of the line, a report says how far apart raw and working set are.
+NEAR = 0.03
 
 #: Exit status per verdict; higher is worse, so several notebooks exit with
 #: the highest. 1 and 2 are left to Python's crashes and to usage errors.
@@ -47,16 +55,32 @@ EXIT_CODES: dict[str, int] = {
     "timeout": ExitCode.TIMEOUT,
     "error": ExitCode.ERROR,
     "killed": ExitCode.KILLED,
+    # A run stopped by Ctrl-C still reports the cells it measured.
+    "interrupted": ExitCode.SIGINT,
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
-    kind: str  # fits | tight | timeout | error | killed
+    kind: str  # fits | tight | timeout | error | killed | interrupted
     at_cell: int | None  # the first cell that timed out, raised or was killed
     detail: str  # one line for a person
     peak_memory_bytes: int
     memory_limit_bytes: int
+    #: Every cell that raised (not tagged raises-exception); more than one only with keep-going.
+    raised: tuple[int, ...] = ()
+    #: fits or tight: the peak of every cell that ran, whatever else happened.
+    memory_kind: str = "fits"
+    #: The working set's peak (usage minus inactive file cache): what fits/tight is judged on,
+    #: as Kubernetes judges a container; the raw peak above includes reclaimable page cache.
+    peak_working_set_bytes: int = 0
+    #: Said when the peak is near the 80 % line: how far the raw figure and the working set
+    #: are apart, which is what moves between identical runs.
+    spread: str = ""
+
+    @property
+    def working_set_fraction(self) -> float:
+        return (self.peak_working_set_bytes or self.peak_memory_bytes) / self.memory_limit_bytes
 
     @property
     def peak_fraction(self) -> float:
@@ -73,9 +97,22 @@ class Verdict:
 
 @dataclasses.dataclass(frozen=True)
 class Hint:
-    cell: int
-    kind: str  # n_jobs | cpu_count | large_read
+    cell: int  # the first cell it is about
+    kind: str  # n_jobs | cpu_count | large_read | student_version | missing_module | ...
     text: str
+    #: Every cell with the same cause: a hint is given once, not once per cell.
+    cells: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.cells:
+            object.__setattr__(self, "cells", (self.cell,))
+
+    @property
+    def where(self) -> str:
+        """``cell 4`` or ``cells 4, 9``."""
+        if len(self.cells) == 1:
+            return f"cell {self.cells[0]}"
+        return "cells " + ", ".join(str(c) for c in self.cells)
 
 
 def stops_check(run: CellRun, allowed_errors: frozenset[int] = frozenset()) -> bool:
@@ -89,7 +126,7 @@ def stops_check(run: CellRun, allowed_errors: frozenset[int] = frozenset()) -> b
     return run.outcome in KERNEL_DIED or run.outcome == Outcome.TIMEOUT
 
 
-def _error_text(run: CellRun) -> str:
+def error_text(run: CellRun) -> str:
     """``KeyError: 'grade'``, from the cell's error output."""
     for out in run.outputs:
         if out.get("output_type") == "error":
@@ -106,12 +143,36 @@ def judge(
     """The notebook's verdict: the first cell that went wrong, else peak against limit.
 
     ``allowed_errors``: cells tagged ``raises-exception`` (nbconvert's tag for
-    a cell meant to raise); their error is not a verdict.
+    a cell meant to raise); their error is not a verdict. Where cells ran
+    after the one that went wrong (``--keep-going``, ``--after-kill
+    continue``), the detail also gives the memory verdict of the whole run.
     """
     peak = max((c.peak_memory_bytes for c in cells), default=0)
+    # A cell without a working-set figure (a backend that cannot read the cache) counts raw.
+    working = max((c.peak_working_set_bytes or c.peak_memory_bytes for c in cells), default=0)
+    fraction = working / memory_limit_bytes
+    raw = peak / memory_limit_bytes
+    memory_kind = "tight" if fraction >= TIGHT_FRACTION else "fits"
+    spread = ""
+    if fraction < TIGHT_FRACTION <= raw or abs(fraction - TIGHT_FRACTION) < NEAR:
+        spread = (
+            f"near the {TIGHT_FRACTION:.0%} line: the working set peaked at {fraction:.1%} of the "
+            f"limit, raw usage (with page cache) at {raw:.1%}; the page cache is what moves "
+            "between identical runs, the working set decides, as on Kubernetes"
+        )
+    raised = tuple(c.index for c in cells if c.outcome == "error" and c.index not in allowed_errors)
 
     def verdict(kind: str, at: int | None, detail: str) -> Verdict:
-        return Verdict(kind, at, detail, peak, memory_limit_bytes)
+        if at is not None and any(c.index > at and c.outcome != "not-run" for c in cells):
+            if len(raised) > 1 or (raised and kind != "error"):
+                listed = ", ".join(str(i) for i in raised[:8]) + (
+                    ", ..." if len(raised) > 8 else ""
+                )
+                detail += f"; {len(raised)} cell{'s' if len(raised) > 1 else ''} raised ({listed})"
+            detail += f"; memory over every cell that ran: {memory_kind}, peak {fraction:.0%}"
+        return Verdict(
+            kind, at, detail, peak, memory_limit_bytes, raised, memory_kind, working, spread
+        )
 
     for c in cells:
         if c.outcome in KERNEL_DIED:
@@ -128,14 +189,16 @@ def judge(
                 f"{c.wall_seconds:.0f} s",
             )  # fmt: skip
         if c.outcome == "error" and c.index not in allowed_errors:
-            return verdict("error", c.index, f"error at cell {c.index}: {_error_text(c)}")
-    fraction = peak / memory_limit_bytes
-    if fraction >= TIGHT_FRACTION:
+            return verdict("error", c.index, f"error at cell {c.index}: {error_text(c)}")
+    if memory_kind == "tight":
         return verdict(
             "tight", None, f"tight: the peak reached {fraction:.0%} of the limit; a second open "
             "notebook or a larger input would tip it over",
         )  # fmt: skip
-    return verdict("fits", None, f"fits: the peak stayed at {fraction:.0%} of the limit")
+    said = (
+        f" (working set; {raw:.0%} with page cache)" if round(raw, 2) != round(fraction, 2) else ""
+    )
+    return verdict("fits", None, f"fits: the peak stayed at {fraction:.0%} of the limit{said}")
 
 
 def exit_code(verdicts: Sequence[Verdict]) -> int:
@@ -201,6 +264,34 @@ def _code_lines(source: str) -> str:
     return "\n".join(keep)
 
 
+#: Run silently after a cell that asks joblib for workers: how many loky worker
+#: processes are alive (loky keeps them for 300 s after Parallel returns), so
+#: the hint says what joblib really did. One expression: no name is left in
+#: the student's namespace.
+JOBLIB_WORKERS_CODE = (
+    "print(__import__('json').dumps((lambda m: {'loky_workers': len(getattr(getattr(m, "
+    "'_executor', None), '_processes', None) or {}) if m is not None else None})("
+    "__import__('sys').modules.get('joblib.externals.loky.reusable_executor'))))"
+)
+
+
+def asks_for_workers(source: str) -> bool:
+    """Whether a cell may start joblib workers: worth counting them after it."""
+    src = _code_lines(source)
+    return any(v not in ("1", "None") for v in _N_JOBS.findall(src)) or "Parallel(" in src
+
+
+def joblib_workers(run: CellRun | None) -> int | None:
+    """The loky workers alive after the cell, from :data:`JOBLIB_WORKERS_CODE`; None: unknown."""
+    if run is None or not run.inspected:
+        return None
+    try:
+        value = json.loads(run.inspected.strip().splitlines()[-1]).get("loky_workers")
+    except (ValueError, AttributeError, IndexError):
+        return None
+    return value if isinstance(value, int) else None
+
+
 def hints(
     sources: Mapping[int, str],
     cells: Sequence[CellRun],
@@ -210,43 +301,89 @@ def hints(
     node_cpus: int,
     size_of: Callable[[str], int | None],
 ) -> list[Hint]:
-    """What is worth telling the author, cell by cell.
+    """What is worth telling the author, once per distinct cause.
 
     ``sources``: code cell number -> source. ``size_of``: a file name as the
     notebook writes it -> its size in bytes, or None if it is not there.
+    The same cause in several cells (``n_jobs=-1`` in five cells) is one
+    hint naming them all; what it says comes from what was measured there.
     """
     runs = {c.index: c for c in cells}
-    out: list[Hint] = []
+    n_jobs: dict[str, list[int]] = {}
+    cpu_count: list[int] = []
+    reads: dict[str, Hint] = {}
     for index, raw in sorted(sources.items()):
         src = _code_lines(raw)
-        for value in _N_JOBS.findall(src):
+        for value in dict.fromkeys(_N_JOBS.findall(src)):
             if value not in ("1", "None"):
-                out.append(Hint(index, "n_jobs", _n_jobs_text(value, cpu_limit, cpu_guarantee)))
+                n_jobs.setdefault(value, []).append(index)
         if _CPU_COUNT.search(src):
-            out.append(Hint(index, "cpu_count", (
-                f"os.cpu_count() gives the node's {node_cpus} cores, not the session's "
-                f"{_cpus(cpu_limit)}; use joblib.cpu_count(), which reads the limit"
-            )))  # fmt: skip
-        out += _large_reads(index, src, runs.get(index), memory_limit_bytes, size_of)
-    return out
+            cpu_count.append(index)
+        for hint in _large_reads(index, src, runs.get(index), memory_limit_bytes, size_of):
+            key = hint.text.split(":", 1)[0]  # the call and its file: one cause
+            if key in reads:
+                first = reads[key]
+                reads[key] = dataclasses.replace(first, cells=(*first.cells, index))
+            else:
+                reads[key] = hint
+    out = [
+        _n_jobs_hint(value, where, runs, memory_limit_bytes, cpu_limit, cpu_guarantee)
+        for value, where in n_jobs.items()
+    ]
+    if cpu_count:
+        out.append(Hint(cpu_count[0], "cpu_count", (
+            f"os.cpu_count() gives the node's {node_cpus} cores, not the session's "
+            f"{_cpus(cpu_limit)}; use joblib.cpu_count(), which reads the limit"
+        ), tuple(cpu_count)))  # fmt: skip
+    out += reads.values()
+    return sorted(out, key=lambda h: (h.cell, h.kind))
 
 
 def _cpus(n: float) -> str:
     return f"{n:g} CPU" + ("" if n <= 1 else "s")
 
 
-def _n_jobs_text(value: str, cpu_limit: float, cpu_guarantee: float) -> str:
-    if cpu_limit <= 1:
-        return (
-            f"n_jobs={value}: under a {_cpus(cpu_limit)} limit parallel jobs run no faster, "
-            "and each worker takes its own memory; leave n_jobs at 1"
+def _n_jobs_hint(
+    value: str,
+    where: list[int],
+    runs: Mapping[int, CellRun],
+    limit: int,
+    cpu_limit: float,
+    cpu_guarantee: float,
+) -> Hint:
+    ran = [runs[i] for i in where if i in runs and runs[i].outcome != "not-run"]
+    counted = [w for w in (joblib_workers(r) for r in ran) if w is not None]
+    workers = max(counted) if counted else None
+    facts = []
+    if workers == 0:
+        facts.append("joblib started no worker process (the work ran in the kernel, or in threads)")
+    elif workers == 1:
+        facts.append("joblib ran one worker process, so nothing ran in parallel")
+    elif workers is not None:
+        facts.append(
+            f"joblib started {workers} worker processes, each holding its own copy of the data "
+            "it works on"
         )
-    # Above one CPU, parallel work can help, but only the guarantee is sure.
-    return (
-        f"n_jobs={value}: each worker takes its own memory from the same limit, and of the "
-        f"{_cpus(cpu_limit)} only {cpu_guarantee:g} is guaranteed when the node is busy; "
-        "check the peak with n_jobs=1 too"
-    )
+    heaviest = max(ran, key=memory_rise, default=None)
+    if heaviest is not None and memory_rise(heaviest) > 0:
+        rise = memory_rise(heaviest)
+        facts.append(
+            f"cell {heaviest.index} rose by {format_bytes(rise, measured=True)} "
+            f"({rise / limit:.0%} of the limit)"
+        )
+    if cpu_limit <= 1:
+        advice = f"under a {_cpus(cpu_limit)} limit parallel jobs run no faster"
+        if workers is None:
+            advice += ", and each worker process would take its own memory"
+        advice += "; leave n_jobs at 1"
+    else:
+        # Above one CPU, parallel work can help, but only the guarantee is sure.
+        advice = (
+            f"of the {_cpus(cpu_limit)} only {cpu_guarantee:g} is guaranteed when the node is "
+            "busy; check the peak with n_jobs=1 too"
+        )
+    text = f"n_jobs={value}: " + "".join(f"{f}; " for f in facts) + advice
+    return Hint(where[0], "n_jobs", text, tuple(where))
 
 
 def _large_reads(

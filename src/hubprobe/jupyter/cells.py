@@ -59,12 +59,17 @@ class CellRun:
     cpu_seconds: float = 0.0
     throttled_seconds: float = 0.0
     peak_memory_bytes: int = 0
+    #: The working set's peak (usage minus inactive file cache, as Kubernetes judges):
+    #: the largest of the samples, and of the peak less the most cache seen in the cell.
+    peak_working_set_bytes: int = 0
     oom_kills: int = 0
     kernel_statuses: list[str] = dataclasses.field(default_factory=list)
     seconds_to_restarting: float | None = None
     seconds_to_usable: float | None = None
     memory_mentioned: bool = False
     memory_samples: list[tuple[float, int]] = dataclasses.field(default_factory=list)
+    #: What the runner's own silent code printed after the cell (``after_code``).
+    inspected: str | None = None
 
     def __post_init__(self) -> None:
         self.outcome = Outcome(self.outcome)  # a stored string reads back as the enum
@@ -73,7 +78,7 @@ class CellRun:
         """What is stored in the executed notebook's cell metadata."""
         keep = (
             "outcome", "error_name", "wall_seconds", "cpu_seconds", "throttled_seconds",
-            "peak_memory_bytes", "oom_kills", "kernel_statuses", "seconds_to_restarting",
+            "peak_memory_bytes", "peak_working_set_bytes", "oom_kills", "kernel_statuses", "seconds_to_restarting",
             "seconds_to_usable", "memory_samples",
         )  # fmt: skip
         out = {k: getattr(self, k) for k in keep}
@@ -121,10 +126,15 @@ def execute_cell(
     msg_id = sock.execute_request(source)
     idle = replied = False
     next_sample = start
+    working_set = before.working_set_bytes
+    cache = before.memory_bytes - before.working_set_bytes
     while not (idle and replied):
         now = time.monotonic()
         if now >= next_sample:
-            run.memory_samples.append((round(now - start, 2), sandbox.reading().memory_bytes))
+            sample = sandbox.reading()
+            run.memory_samples.append((round(now - start, 2), sample.memory_bytes))
+            working_set = max(working_set, sample.working_set_bytes)
+            cache = max(cache, sample.memory_bytes - sample.working_set_bytes)
             next_sample = now + SAMPLE_SECONDS
         if now - start > timeout:
             run.outcome = Outcome.TIMEOUT
@@ -177,6 +187,13 @@ def execute_cell(
     run.cpu_seconds = after.cpu_seconds - before.cpu_seconds
     run.throttled_seconds = after.throttled_seconds - before.throttled_seconds
     run.peak_memory_bytes = after.peak_memory_bytes
+    cache = max(cache, after.memory_bytes - after.working_set_bytes)
+    # The peak itself is the kernel's high-water mark, between samples; the cache it held
+    # then is not known, so the most seen in the cell is taken off (never below a sample).
+    run.peak_working_set_bytes = min(
+        max(working_set, after.working_set_bytes, after.peak_memory_bytes - cache),
+        after.peak_memory_bytes,
+    )
     run.oom_kills = after.oom_kills - before.oom_kills
     if run.outcome == Outcome.TIMEOUT:
         _stop_runaway(api, sock)

@@ -13,11 +13,14 @@ import importlib.metadata
 import platform
 import shutil
 import time
-from collections.abc import Callable
+import uuid
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import nbformat
+import websocket
 
 from hubprobe.jupyter.api import KernelSocket
 from hubprobe.jupyter.cells import KERNEL_DIED, CellRun, Outcome, execute_cell, wait_usable
@@ -25,7 +28,7 @@ from hubprobe.jupyter.server import JupyterServer
 from hubprobe.profiles import Profile
 from hubprobe.sandbox import Backend, Limits
 
-__all__ = ["NotebookRun", "run_notebook"]
+__all__ = ["NotebookRun", "read_quietly", "run_notebook"]
 
 EXPECT_KILL = "expect-kill"
 RAISES = "raises-exception"
@@ -47,6 +50,8 @@ class NotebookRun:
     wall_seconds: float
     startup_seconds: float
     notebook: nbformat.NotebookNode
+    #: What ``closing_code`` printed, if it was given and the kernel was there to run it.
+    closing_output: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -101,6 +106,16 @@ def run_notebook(
     home_files: Path | None = None,
     after_cell: Callable[[CellRun], bool] | None = None,
     probe: bool = False,
+    notebook: nbformat.NotebookNode | None = None,
+    keep_going: bool = False,
+    kernel_name: str = "python3",
+    kernel_path: str = "",
+    home_extra: Mapping[str, str] | None = None,
+    home_only: Sequence[str] | None = None,
+    env: Mapping[str, str | None] | None = None,
+    expose: Sequence[Path] = (),
+    after_code: Callable[[CellRun, str], str | None] | None = None,
+    closing_code: str | None = None,
 ) -> NotebookRun:
     """Execute ``path`` under ``profile``'s limits; the notebook on disk is not changed.
 
@@ -112,8 +127,23 @@ def run_notebook(
     ``probe``: honour the notebook's ``hubprobe`` metadata (profile fields,
     variables to unset, kernel extensions, per-cell timeouts); only for our
     own probe notebooks, never for a notebook someone else wrote.
+
+    ``notebook``: run this (already read) notebook instead of reading ``path``.
+    ``keep_going``: an error or a timeout does not end the run (as nbconvert's
+    ``--allow-errors``); only ``after_cell`` and a kernel that is gone do.
+    ``kernel_name``/``kernel_path``: the kernelspec to start and its working
+    directory, relative to the home. ``home_extra``: files (path relative to
+    the home -> text) written into the home, such as a kernelspec.
+    ``home_only``: copy only these files of ``home_files`` (paths relative to
+    it; what git lists), not the whole folder.
+    ``env``: added to the server's and so the kernels' environment (None
+    unsets). ``expose``: host paths the kernel must be able to read (an
+    interpreter's prefix), passed to the backend. ``after_code``: given a
+    finished cell and its source, code to run silently right after it, whose
+    printed output is kept in ``CellRun.inspected``; ``closing_code`` likewise
+    once after the last cell, kept in ``NotebookRun.closing_output``.
     """
-    nb = nbformat.read(path, as_version=4)
+    nb = notebook if notebook is not None else read_quietly(path)
     # Only our own probes may change how they are run; a notebook under `check`
     # is untrusted, and its metadata must not lift the profile or the timeout.
     meta = nb.metadata.get("hubprobe", {}) if probe else {}
@@ -121,21 +151,26 @@ def run_notebook(
         # A probe may need another OOM scope than the profile's (oom-whole-server).
         profile = dataclasses.replace(profile, **meta["profile"])
     unset: dict[str, str | None] = dict.fromkeys(meta.get("unset_env", []))
+    unset.update(env or {})
     say = progress or (lambda _msg: None)
     started = time.monotonic()
     cells: list[CellRun] = []
     failures: list[str] = []
-    with backend.create(Limits.from_profile(profile)) as sandbox:
+    with backend.create(Limits.from_profile(profile), expose=expose) as sandbox:
         logdir = sandbox.scratch  # goes with the sandbox, also when hubprobe is killed
-        seed = _seed_home(logdir / "home", home_files, meta.get("ipython_extensions", []))
+        seed = _seed_home(
+            logdir / "home", home_files, meta.get("ipython_extensions", []),
+            home_extra or {}, home_only,
+        )  # fmt: skip
         server = JupyterServer(sandbox, logdir / "server.log", env=unset, seed=seed)
         api = server.start()
-        kernel_id = api.start_kernel()
+        kernel_id = api.start_kernel(kernel_name, kernel_path)
         sock: KernelSocket | None = api.connect(kernel_id)
         assert sock is not None
         info = sock.kernel_info(timeout=60)
         startup = time.monotonic() - started
         stop = False
+        closing_output: str | None = None
         for index, cell in enumerate(nb.cells, start=1):
             if cell.cell_type != "code" or stop or sock is None:
                 if cell.cell_type == "code":
@@ -158,13 +193,23 @@ def run_notebook(
                 if sock is None:
                     run.outcome = Outcome.DEAD
                     run.kernel_statuses.append(state)
+            if after_code is not None and sock is not None and run.outcome not in KERNEL_DIED:
+                code = after_code(run, cell.source)
+                if code:
+                    run.inspected = _silently(sock, code)
             cells.append(run)
             cell.outputs = [nbformat.from_dict(o) for o in run.outputs]
             cell.metadata.setdefault("hubprobe", {}).update(run.metadata())
             _judge(run, tags, failures)
-            stop = run.outcome in STOPPING and not (run.outcome == "error" and RAISES in tags)
+            if keep_going:
+                # Only a kernel that is gone ends it; a restarted one goes on, if asked.
+                stop = run.outcome in (Outcome.DEAD, Outcome.SERVER_DIED)
+            else:
+                stop = run.outcome in STOPPING and not (run.outcome == "error" and RAISES in tags)
             if after_cell is not None and after_cell(run):
                 stop = True
+        if closing_code and sock is not None and server.alive():
+            closing_output = _silently(sock, closing_code)
         alive = server.alive()
         if sock is not None:
             sock.close()
@@ -181,15 +226,62 @@ def run_notebook(
         wall_seconds=time.monotonic() - started,
         startup_seconds=startup,
         notebook=nb,
+        closing_output=closing_output,
     )
 
 
-def _seed_home(seed: Path, files: Path | None, extensions: list[str]) -> Path | None:
-    """What to copy into the private home before the server starts, if anything."""
-    if files is None and not extensions:
+def read_quietly(path: Path) -> nbformat.NotebookNode:
+    """Read a notebook as version 4, normalised without nbformat's warnings.
+
+    A notebook saved by an older Jupyter lacks cell ids; nbformat then warns
+    (``MissingIDFieldWarning``, several lines) on every read. The ids are
+    added here, silently: they change nothing that runs.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nb: nbformat.NotebookNode = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        cell.setdefault("id", uuid.uuid4().hex[:8])
+    return nb
+
+
+def _silently(sock: KernelSocket, code: str, timeout: float = 30.0) -> str | None:
+    """Run our own code in the kernel without touching its history; its printed text."""
+    try:
+        outputs = sock.execute(code, timeout=timeout, silent=True)
+    except (TimeoutError, RuntimeError, OSError, websocket.WebSocketException):
         return None
-    if files is not None:
+    return "".join(str(o.get("text", "")) for o in outputs if o.get("output_type") == "stream")
+
+
+def _seed_home(
+    seed: Path,
+    files: Path | None,
+    extensions: list[str],
+    extra: Mapping[str, str],
+    only: Sequence[str] | None = None,
+) -> Path | None:
+    """What to copy into the private home before the server starts, if anything."""
+    if files is None and not extensions and not extra:
+        return None
+    if files is not None and only is not None:
+        seed.mkdir(parents=True, exist_ok=True)
+        problems: list[tuple[str, str, str]] = []
+        for name in only:
+            target = seed / name
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(files / name, target, follow_symlinks=False)
+            except OSError as exc:  # gathered, as copytree does, so all are said at once
+                problems.append((str(files / name), str(target), str(exc.strerror or exc)))
+        if problems:
+            raise shutil.Error(problems)
+    elif files is not None:
         shutil.copytree(files, seed, symlinks=True)
+    for relative, text in extra.items():
+        target = seed / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
     if extensions:
         config = seed / ".ipython" / "profile_default" / "ipython_kernel_config.py"
         config.parent.mkdir(parents=True, exist_ok=True)

@@ -126,6 +126,13 @@ class Reading:
     cpu_seconds: float
     throttled_seconds: float
     wall_seconds: float
+    #: Usage minus inactive file cache (what Kubernetes judges a container by); a backend
+    #: that cannot read the cache leaves it equal to ``memory_bytes`` (-1: not given).
+    working_set_bytes: int = -1
+
+    def __post_init__(self) -> None:
+        if self.working_set_bytes < 0:
+            object.__setattr__(self, "working_set_bytes", self.memory_bytes)
 
 
 def reading_from(mem: MemoryReading, cpu: CpuReading, peak_seen: int = 0) -> Reading:
@@ -142,6 +149,7 @@ def reading_from(mem: MemoryReading, cpu: CpuReading, peak_seen: int = 0) -> Rea
         cpu_seconds=cpu.usage_seconds or 0.0,
         throttled_seconds=cpu.throttled_seconds or 0.0,
         wall_seconds=0.0,
+        working_set_bytes=mem.working_set_bytes,
     )
 
 
@@ -372,5 +380,12 @@ class Backend(abc.ABC):
         """Whether this backend works here, without changing anything."""
 
     @abc.abstractmethod
-    def create(self, limits: Limits, *, workdir: Path | None = None) -> Sandbox:
-        """Make the cgroups, home and namespaces; nothing runs yet."""
+    def create(
+        self, limits: Limits, *, workdir: Path | None = None, expose: Sequence[Path] = ()
+    ) -> Sandbox:
+        """Make the cgroups, home and namespaces; nothing runs yet.
+
+        ``expose``: host paths the command inside must be able to read (the
+        prefix of a Python environment a kernel runs from). Backends that
+        show the command the whole host filesystem need do nothing with it.
+        """

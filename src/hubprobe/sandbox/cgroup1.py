@@ -78,7 +78,10 @@ class Cgroup1Backend(Backend):
             self.name, True, "root with cgroup v1 memory, cpu and cpuacct hierarchies"
         )
 
-    def create(self, limits: Limits, *, workdir: Path | None = None) -> Cgroup1Sandbox:
+    def create(
+        self, limits: Limits, *, workdir: Path | None = None, expose: Sequence[Path] = ()
+    ) -> Cgroup1Sandbox:
+        del expose  # the host's filesystem is all visible inside: nothing to expose
         return Cgroup1Sandbox(limits, workdir=workdir)
 
 

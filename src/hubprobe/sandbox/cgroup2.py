@@ -172,7 +172,10 @@ class Cgroup2Backend(Backend):
         todo = f"; will enable {' and '.join(place.enable)} there" if place.enable else ""
         return Availability(self.name, True, f"cgroup v2 sandboxes under {place.parent}{todo}")
 
-    def create(self, limits: Limits, *, workdir: Path | None = None) -> Cgroup2Sandbox:
+    def create(
+        self, limits: Limits, *, workdir: Path | None = None, expose: Sequence[Path] = ()
+    ) -> Cgroup2Sandbox:
+        del expose  # the host's filesystem is all visible inside: nothing to expose
         return Cgroup2Sandbox(limits, find_place(self._proc), workdir=workdir)
 
 

@@ -199,7 +199,12 @@ class ContainerBackend(Backend):
             return problem.availability(self.name)
         return Availability(self.name, True, f"{self.engine} engine on this host, image {image()}")
 
-    def create(self, limits: Limits, *, workdir: Path | None = None) -> ContainerSandbox:
+    def create(
+        self, limits: Limits, *, workdir: Path | None = None, expose: Sequence[Path] = ()
+    ) -> ContainerSandbox:
+        # The command runs in the image's own filesystem, not the host's: a host
+        # interpreter cannot be run there, whatever is exposed.
+        del expose
         sandbox = DockerSandbox if self.engine == "docker" else PodmanSandbox
         return sandbox(limits, image(), workdir=workdir)
 
@@ -326,7 +331,10 @@ class ContainerSandbox(Sandbox):
         oom_killed = out.stdout.strip() == "true"
         last = self._last or Reading(0, 0, self.limits.memory_bytes, 0, 0.0, 0.0, 0.0)
         return dataclasses.replace(
-            last, memory_bytes=0, oom_kills=max(last.oom_kills, int(oom_killed))
+            last,
+            memory_bytes=0,
+            working_set_bytes=0,
+            oom_kills=max(last.oom_kills, int(oom_killed)),
         )
 
     def _teardown(self) -> None:

@@ -125,8 +125,10 @@ class InplaceBackend(Backend):
             f"this session's cgroup {groups.memory} has a {format_bytes(limit)} memory limit",
         )
 
-    def create(self, limits: Limits, *, workdir: Path | None = None) -> InplaceSandbox:
-        del workdir  # nothing is made: the session's own home is used
+    def create(
+        self, limits: Limits, *, workdir: Path | None = None, expose: Sequence[Path] = ()
+    ) -> InplaceSandbox:
+        del workdir, expose  # nothing is made: the session's own home and filesystem are used
         groups = self._groups()
         actual = effective_memory_limit(groups)
         if actual is None:

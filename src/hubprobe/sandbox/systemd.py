@@ -192,7 +192,10 @@ class SystemdBackend(Backend):
             self.name, True, f"systemd {version or '?'} user manager with memory and cpu delegated"
         )
 
-    def create(self, limits: Limits, *, workdir: Path | None = None) -> SystemdSandbox:
+    def create(
+        self, limits: Limits, *, workdir: Path | None = None, expose: Sequence[Path] = ()
+    ) -> SystemdSandbox:
+        del expose  # a scope runs on the host's filesystem: nothing to expose
         return SystemdSandbox(limits, version=self._version(), workdir=workdir)
 
 
