@@ -17,13 +17,14 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "hubprobe"
 
-BASE = {"errors", "units", "files"}
+BASE = {"errors", "units", "files", "address"}
 #: What each unit (a folder, or a top-level module) may import, besides itself.
 ALLOWED: dict[str, set[str]] = {
     "__init__": set(),
     "errors": set(),
     "units": set(),
     "files": set(),
+    "address": set(),
     "profiles": BASE,
     "output": BASE | {"__init__", "profiles"},
     "cgroup": BASE,

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree as ET
 
 import pytest
 
@@ -24,6 +25,8 @@ from hubprobe.site.linkcheck import check_site, page_ids
 ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED = Path(__file__).with_name("published_urls.txt")
 QUIET = {"NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}
+#: Not the default address: the build must take it from the environment.
+SITE_URL = "https://guide.example.edu/limits/"
 _REFRESH = re.compile(r'<meta http-equiv="refresh" content="0; url=([^"]+)"')
 
 
@@ -32,7 +35,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("site")
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, **QUIET}, check=False,
+        cwd=ROOT, capture_output=True, text=True, check=False,
+        env={**os.environ, **QUIET, "HUBPROBE_SITE_URL": SITE_URL},
     )  # fmt: skip
     warnings = [line for line in result.stderr.splitlines() if "WARNING" in line or "ERROR" in line]
     assert result.returncode == 0, "mkdocs build --strict failed:\n" + "\n".join(warnings)
@@ -50,6 +54,17 @@ def pages(site: Path) -> list[str]:
 def test_links_anchors_and_offline(site: Path) -> None:
     problems = check_site(site)
     assert problems == [], "\n".join(map(str, problems))
+
+
+def test_sitemap_lists_every_page_at_the_site_url(site: Path) -> None:
+    tree = ET.parse(site / "sitemap.xml")
+    locs = sorted(
+        e.text or "" for e in tree.iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")
+    )
+    expected = sorted(SITE_URL + ("" if url == "./" else url) for url in pages(site))
+    assert locs == expected
+    home = (site / "index.html").read_text()
+    assert f'<link rel="canonical" href="{SITE_URL}">' in home
 
 
 def test_every_claim_is_on_a_page() -> None:

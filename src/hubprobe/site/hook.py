@@ -17,6 +17,7 @@ from typing import Any
 
 from mkdocs.structure.files import File
 
+from hubprobe.address import site_url
 from hubprobe.claims.registry import Claim, load_claims
 from hubprobe.claims.results import claim_status, load_results
 from hubprobe.profiles import list_profiles, load_profile
@@ -30,6 +31,11 @@ _state: dict[str, Any] = {}
 
 def on_config(config: Any) -> Any:
     root = Path(config["config_file_path"]).parent
+    # One address for the sitemap, canonical links and the notice's default.
+    try:
+        config["site_url"] = site_url()
+    except ValueError as exc:
+        log.warning("%s", exc)
     probes = root / "probes"
     claims = {c.id: c for c in load_claims(probes / "claims.toml")}
     results = load_results(probes / "results.json")
