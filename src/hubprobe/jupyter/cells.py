@@ -65,6 +65,7 @@ class CellRun:
     seconds_to_usable: float | None = None
     memory_mentioned: bool = False
     memory_samples: list[tuple[float, int]] = dataclasses.field(default_factory=list)
+    execution_count: int | None = None  # the kernel's In [n], shown beside the cell
 
     def __post_init__(self) -> None:
         self.outcome = Outcome(self.outcome)  # a stored string reads back as the enum
@@ -162,6 +163,8 @@ def execute_cell(
             idle = content.get("execution_state") == "idle"
         elif kind == "execute_reply":
             replied = True
+            # Only a reply numbers the cell, as in JupyterLab: a killed cell shows [ ].
+            run.execution_count = content.get("execution_count")
         elif kind in OUTPUT_TYPES:
             output = _to_output(kind, content)
             last = run.outputs[-1] if run.outputs else None

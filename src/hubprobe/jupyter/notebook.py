@@ -164,6 +164,7 @@ def run_notebook(
                     run.kernel_statuses.append(state)
             cells.append(run)
             cell.outputs = [nbformat.from_dict(o) for o in run.outputs]
+            cell.execution_count = run.execution_count
             cell.metadata.setdefault("hubprobe", {}).update(run.metadata())
             _judge(run, tags, failures)
             stop = run.outcome in STOPPING and not (run.outcome == "error" and RAISES in tags)
