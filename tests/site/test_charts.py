@@ -1,0 +1,34 @@
+"""The charts drawn from the committed results: legends outside the plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pytest
+
+from hubprobe.claims.results import load_results
+from hubprobe.site.charts import CHARTS, draw
+
+PROBES = Path(__file__).resolve().parents[2] / "probes"
+
+
+@pytest.mark.parametrize("name", sorted(CHARTS))
+def test_legend_covers_no_bar_or_line(name: str) -> None:
+    fig = draw(name, load_results(PROBES / "results.json"), PROBES)
+    try:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+        assert legends, "every chart explains its colours"
+        for legend in legends:
+            box = legend.get_window_extent(renderer)
+            for ax in fig.axes:
+                drawn = [*ax.patches, *ax.lines]
+                assert drawn
+                for artist in drawn:
+                    other = artist.get_window_extent(renderer)
+                    assert not box.overlaps(other), f"{name}: the legend covers {artist}"
+                assert not box.overlaps(ax.get_window_extent(renderer)), "legend inside the plot"
+    finally:
+        plt.close(fig)
