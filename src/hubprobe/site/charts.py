@@ -8,12 +8,16 @@ text (small files, the site's own font), no timestamps (reproducible).
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import nbformat
+
+from hubprobe.files import write_atomic
 
 __all__ = ["CHARTS", "CHART_PROBES", "ChartError", "draw", "make_chart"]
 
@@ -148,5 +152,29 @@ def draw(name: str, results: Mapping[str, Any], probes: Path) -> Any:
     return CHARTS[name][0](results, probes)
 
 
-def make_chart(name: str, results: Mapping[str, Any], probes: Path) -> str:
-    return _svg(draw(name, results, probes))
+def make_chart(
+    name: str, results: Mapping[str, Any], probes: Path, cache: Path | None = None
+) -> str:
+    """The chart as SVG text; with ``cache``, drawn once per set of inputs.
+
+    Drawing needs Matplotlib (about a second to import and draw); the cache
+    key covers everything a chart reads (the results, the executed probe
+    notebooks, this module), so a cached picture is always the one drawing
+    would give.
+    """
+    if cache is None:
+        return _svg(draw(name, results, probes))
+    key = hashlib.sha256(json.dumps(results, sort_keys=True, default=str).encode())
+    key.update(Path(__file__).read_bytes())
+    probe = CHART_PROBES.get(name)
+    if probe is not None and (probes / f"{probe}.ipynb").exists():
+        key.update((probes / f"{probe}.ipynb").read_bytes())
+    path = cache / f"{name}-{key.hexdigest()[:16]}.svg"
+    if path.exists():
+        return path.read_text()
+    svg = _svg(draw(name, results, probes))
+    cache.mkdir(parents=True, exist_ok=True)
+    for old in cache.glob(f"{name}-*.svg"):
+        old.unlink()
+    write_atomic(path, svg)
+    return svg

@@ -42,6 +42,7 @@ def on_config(config: Any) -> Any:
     results = load_results(probes / "results.json")
     measured = {e["profile"] for e in results.get("claims", {}).values()}
     _state.update(
+        cache=root / ".cache" / "hubprobe-charts",
         probes=probes,
         claims=claims,
         results=results,
@@ -82,7 +83,7 @@ def on_files(files: Any, config: Any) -> Any:
     drawn = {}
     for name, (_builder, alt) in CHARTS.items():
         try:
-            svg = make_chart(name, _state["results"], _state["probes"])
+            svg = make_chart(name, _state["results"], _state["probes"], cache=_state["cache"])
         except (ChartError, KeyError, OSError) as exc:
             log.warning("chart %s: %s", name, exc)
             continue
