@@ -17,7 +17,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "hubprobe"
 
-BASE = {"errors", "units", "files", "interrupts"}
+BASE = {"errors", "units", "files", "interrupts", "address"}
 #: What each unit (a folder, or a top-level module) may import, besides itself.
 ALLOWED: dict[str, set[str]] = {
     "__init__": set(),
@@ -25,6 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "units": set(),
     "files": set(),
     "interrupts": set(),
+    "address": set(),
     "profiles": BASE,
     "output": BASE | {"__init__", "profiles"},
     "cgroup": BASE,

@@ -15,6 +15,7 @@ from traitlets import TraitError
 from traitlets.config import Config
 
 from hubprobe import notice
+from hubprobe.address import DEFAULT_SITE_URL
 from hubprobe.notice import (
     DEFAULT_GUIDE_URL,
     NOTICE_METADATA,
@@ -226,9 +227,19 @@ def test_restart_notice_says_limit_loss_and_where_to_read() -> None:
     for part in ("ran out of memory", "2 GiB", "gone", "variables", DEFAULT_GUIDE_URL):
         assert part in text
         assert part in markup
-    assert "<a " not in markup, "a relative URL would open as a file in the notebook"
+    assert f'<a href="{DEFAULT_GUIDE_URL}"' in markup
     assert max(len(line) for line in text.splitlines()) <= 78
     assert meta == {NOTICE_METADATA: {"kind": "restart", "limit_bytes": 2 * GiB}}
+
+
+def test_default_guide_url_is_the_published_page() -> None:
+    assert DEFAULT_GUIDE_URL == DEFAULT_SITE_URL + "explanation/silent-oom-kill/"
+
+
+def test_relative_guide_url_is_text_not_a_link() -> None:
+    data, _ = restart_notice(2 * GiB, "explanation/silent-oom-kill/")
+    assert "explanation/silent-oom-kill/" in data["text/html"]
+    assert "<a " not in data["text/html"], "a relative URL would open as a file in the notebook"
 
 
 def test_absolute_guide_url_is_a_link_and_escaped() -> None:
@@ -452,3 +463,8 @@ def test_a_bad_config_value_does_not_break_loading(shell: InteractiveShell) -> N
 
 def test_not_in_a_kernel_there_is_no_kernel_id() -> None:
     assert notice._kernel_id() is None
+
+
+def test_the_guide_states_the_default_guide_url() -> None:
+    page = Path(__file__).resolve().parents[1] / "docs/how-to/tell-students-why-kernel-died.md"
+    assert f"| `{DEFAULT_GUIDE_URL}` |" in page.read_text()

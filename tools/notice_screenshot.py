@@ -1,11 +1,14 @@
 """Take docs/assets/screenshots/oom-notice.png: the out-of-memory notice in JupyterLab.
 
-A real Jupyter server in the sandbox, with every kernel loading the
-``hubprobe.notice`` extension from an ``ipython_kernel_config.py`` seeded into
-the private home (as a hub's image would configure it). Headless Chromium
-opens a notebook in JupyterLab, runs a cell that allocates past a small
-(512 MiB) limit, waits for the restart, dismisses JupyterLab's dialog, runs
-the next cell, and photographs the notice above that cell's error.
+A real Jupyter server in the sandbox under the profile's own limit (the one
+the guide's page quotes), with every kernel loading the ``hubprobe.notice``
+extension from an ``ipython_kernel_config.py`` seeded into the private home
+(as a hub's image would configure it) and its default link: the guide's
+published page. Headless Chromium opens a notebook in JupyterLab, runs a
+cell that allocates past the limit, waits for the restart, dismisses
+JupyterLab's dialog, runs the next cell, and photographs the notice above
+that cell's error. JupyterLab's "get news?" pop-up is turned off in the
+seeded settings, as it is on a hub that has answered it.
 
 Called by tools/screenshots.py (`nox -s screenshots`); needs root (the sandbox),
 /usr/bin/chromium and Playwright for Python.
@@ -13,37 +16,46 @@ Called by tools/screenshots.py (`nox -s screenshots`); needs root (the sandbox),
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from hubprobe.jupyter.server import JupyterServer
+from hubprobe.notice import DEFAULT_GUIDE_URL
 from hubprobe.profiles import load_profile
 from hubprobe.sandbox import Limits, choose_backend
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "assets" / "screenshots" / "oom-notice.png"
-LIMIT = 512 * 2**20  # small, so the allocation is quick
-#: What a hub admin would set; example.org stands for the hub's copy of the guide.
-GUIDE_URL = "https://example.org/guide/explanation/silent-oom-kill/"
-CONFIG = f"""\
-c.InteractiveShellApp.extensions = ["hubprobe.notice"]
-c.OOMNotice.guide_url = "{GUIDE_URL}"
-"""
-CELLS = [
-    'results = "an hour of work"',
-    "data = bytearray(2**30)  # 1 GiB: twice the session's limit",
-    "print(results)",
-]
+#: What a hub admin adds to the image: the extension, with its default link.
+CONFIG = 'c.InteractiveShellApp.extensions = ["hubprobe.notice"]\n'
+#: JupyterLab's settings with the news question answered, so no pop-up covers the page.
+NO_NEWS = {"fetchNews": "false", "checkForUpdates": False}
 
 
-def notebook() -> dict[str, Any]:
+def seed_settings(home: Path) -> None:
+    """JupyterLab user settings in a home to seed: no news pop-up."""
+    settings = home / ".jupyter/lab/user-settings/@jupyterlab/apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps(NO_NEWS))
+
+
+def cell_sources(limit: int) -> list[str]:
+    over = limit * 3 // 2
+    return [
+        'results = "an hour of work"',
+        f"data = bytearray({over // 2**20} * 2**20)  # half as much again as the session's limit",
+        "print(results)",
+    ]
+
+
+def notebook(limit: int) -> dict[str, Any]:
     return {
         "cells": [
             {"cell_type": "code", "source": s, "metadata": {}, "outputs": [], "execution_count": None}
-            for s in CELLS
+            for s in cell_sources(limit)
         ],
         "metadata": {
             "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
@@ -54,12 +66,7 @@ def notebook() -> dict[str, Any]:
 
 
 def take(browser: Any, profile_name: str) -> None:
-    base = load_profile(profile_name)
-    profile = dataclasses.replace(
-        base,
-        memory_limit_bytes=LIMIT,
-        memory_guarantee_bytes=min(base.memory_guarantee_bytes, LIMIT),
-    )
+    profile = load_profile(profile_name)
     with (
         tempfile.TemporaryDirectory(prefix="hubprobe-shots-") as tmp,
         choose_backend().create(Limits.from_profile(profile)) as sandbox,
@@ -68,9 +75,10 @@ def take(browser: Any, profile_name: str) -> None:
         config = seed / ".ipython" / "profile_default" / "ipython_kernel_config.py"
         config.parent.mkdir(parents=True)
         config.write_text(CONFIG)
+        seed_settings(seed)
         server = JupyterServer(sandbox, Path(tmp) / "server.log", seed=seed)
         api = server.start()
-        api.save_notebook("homework.ipynb", notebook())
+        api.save_notebook("homework.ipynb", notebook(profile.memory_limit_bytes))
         page = browser.new_page(viewport={"width": 1000, "height": 580})
         page.goto(f"{server.url}/lab/tree/homework.ipynb?reset&token={server.token}")
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
@@ -82,7 +90,7 @@ def take(browser: Any, profile_name: str) -> None:
         page.keyboard.press("Shift+Enter")  # results = ...
         page.keyboard.press("Shift+Enter")  # the allocation: the kernel is killed
         page.wait_for_selector("text=Kernel Restarting", timeout=60_000)
-        page.get_by_role("button", name="Ok").click()
+        page.get_by_role("button", name="Ok", exact=True).click()
         # JupyterLab says "Starting" until the kernel's next message; the server
         # knows sooner. Then the student runs the next cell.
         deadline = time.monotonic() + 60
@@ -91,11 +99,10 @@ def take(browser: Any, profile_name: str) -> None:
         cells.nth(2).locator(".cm-content").click()
         page.keyboard.press("Control+Enter")  # the notice, then the NameError
         page.wait_for_selector("text=this session ran out of memory", timeout=60_000)
-        news = page.get_by_role("button", name="No")
-        if news.count():
-            news.first.click()  # JupyterLab's "notify about news?" toast
         time.sleep(0.5)
-        page.screenshot(path=str(OUT))
         shown = cells.nth(2).locator(".jp-OutputArea").inner_text()
-        print(f"{OUT.relative_to(ROOT)}: {shown.splitlines()[0]!r} ...")
+        if DEFAULT_GUIDE_URL not in shown or page.get_by_text("Jupyter news").count():
+            raise SystemExit(f"{OUT.name}: not the picture the guide describes: {shown!r}")
+        page.screenshot(path=str(OUT))
+        print(f"{OUT.relative_to(ROOT)}: {shown.splitlines()[0]!r} ... {DEFAULT_GUIDE_URL}")
         page.close()

@@ -36,7 +36,9 @@ def memory_indicator(browser: object, profile_name: str) -> None:
         tempfile.TemporaryDirectory(prefix="hubprobe-shots-") as logdir,
         choose_backend().create(Limits.from_profile(profile)) as sandbox,
     ):
-        server = JupyterServer(sandbox, Path(logdir) / "server.log")
+        seed = Path(logdir) / "home"
+        notice_screenshot.seed_settings(seed)  # no "get news?" pop-up over the status bar
+        server = JupyterServer(sandbox, Path(logdir) / "server.log", seed=seed)
         api = server.start()
         nb = {
             "cells": [],
@@ -64,9 +66,8 @@ def memory_indicator(browser: object, profile_name: str) -> None:
         finally:
             page.screenshot(path=str(OUT / "memory-indicator.png"))
         time.sleep(6)  # the indicator polls every 5 s
-        news = page.get_by_role("button", name="No")
-        if news.count():
-            news.first.click()  # JupyterLab's "notify about news?" toast covers the corner
+        if page.get_by_text("Jupyter news").count():
+            raise SystemExit("memory-indicator.png: JupyterLab's news pop-up is showing")
         page.screenshot(path=str(OUT / "memory-indicator.png"))
         text = page.locator("text=/Mem: /").first.inner_text()
         print(f"memory-indicator.png: status bar shows {text!r}")

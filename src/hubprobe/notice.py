@@ -43,6 +43,7 @@ from traitlets import Bool, Float, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 from traitlets.log import get_logger
 
+from hubprobe.address import page_url
 from hubprobe.cgroup import fs
 from hubprobe.cgroup.locate import NoCgroup, own_groups
 from hubprobe.units import format_bytes
@@ -58,10 +59,10 @@ __all__ = [
     "unload_ipython_extension",
 ]
 
-#: The guide's page on OOM kills, relative to the guide's root: the guide has
-#: no public URL yet, so a hub sets the full URL (``guide_url``). A relative
-#: URL is shown as text, never as a link a notebook would resolve as a file.
-DEFAULT_GUIDE_URL = "explanation/silent-oom-kill/"
+#: The guide's page on OOM kills at its published address (hubprobe.address);
+#: a hub with its own copy of the guide sets ``guide_url``. A relative URL is
+#: shown as text, never as a link a notebook would resolve as a file.
+DEFAULT_GUIDE_URL = page_url("explanation/silent-oom-kill/")
 ENV_ENABLED = "HUBPROBE_NOTICE"  # "0", "off", "false" or "no" turns it off
 ENV_THRESHOLD = "HUBPROBE_NOTICE_THRESHOLD"
 ENV_GUIDE_URL = "HUBPROBE_NOTICE_GUIDE_URL"
@@ -221,6 +222,8 @@ def _bundle(
 ) -> Notice:
     """A display bundle: wrapped plain text (nbconvert, terminals) and HTML."""
     more = f"Why this happens and what to do: {url}"
+    if len(more) > 78:  # a full address on a line of its own, never broken
+        more = f"Why this happens and what to do:\n{url}"
     text = [title, *(textwrap.fill(p, 78) for p in paragraphs), more]
     link = html.escape(url)
     if url.startswith(("http://", "https://")):

@@ -79,6 +79,9 @@ def test_kills_restarts_and_judging(tmp_path: Path, small: Profile, backend: Bac
     }
     cell_meta = run.notebook.cells[3].metadata["hubprobe"]
     assert cell_meta["outcome"] == "killed"
+    # In [n] as JupyterLab shows it: a killed cell has none, a new kernel counts from 1.
+    counts = [c.execution_count for c in run.notebook.cells if c.cell_type == "code"]
+    assert counts == [1, 2, None, 1, None, 1]
 
 
 def test_expected_kill_that_does_not_happen_fails(

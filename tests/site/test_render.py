@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hubprobe.claims.registry import Claim
 from hubprobe.profiles import list_profiles, load_profile
-from hubprobe.site.render import Context, format_figure, render
+from hubprobe.site.render import Context, format_figure, probe_summary, render
 
 CLAIM = Claim(
     "oom-kernel-restarts", "The kernel restarts.", "oom", ("oom_kills >= 1",), ("oom_kills",)
@@ -43,8 +43,11 @@ def test_badge_links_to_the_probe_and_carries_the_anchor() -> None:
     )
     assert out.count('id="oom-kernel-restarts"') == 1, "one anchor per page"
     assert out.count('class="hp-badge hp-verified"') == 2
-    assert 'href="../../probes/oom/"' in out
-    assert "2026-11-26 · cgroup1 · curriculum-guide" in out
+    # To what the probe showed for this claim, not to the top of its notebook.
+    assert 'href="../../probes/oom/#oom-kernel-restarts"' in out
+    # In words on the page; the backend only on hover.
+    assert ">✔ measured in the sandbox · curriculum-guide profile · 2026-11-26</a>" in out
+    assert "in the cgroup1 sandbox with the curriculum-guide profile" in out
     assert c.problems == []
 
 
@@ -102,3 +105,16 @@ def test_format_figure() -> None:
     assert format_figure("kernel_statuses", ["restarting"]) == "restarting"
     assert format_figure("ratio", 1.04712) == "1.05"
     assert format_figure("x", None) == "none"
+
+
+def test_probe_summary_says_what_the_probe_showed() -> None:
+    c = ctx(page="probes/oom/")
+    c.charts, c.chart_probes = {"oom-memory": "memory rising"}, {"oom-memory": "oom"}
+    out = probe_summary(c, "oom")
+    assert '<div class="hp-probe-claim" id="oom-kernel-restarts">' in out
+    assert "<strong>The kernel restarts.</strong>" in out
+    assert "<td><code>oom_kills</code></td><td>1</td>" in out
+    assert '<a href="../../explanation/silent-oom-kill/#oom-kernel-restarts">' in out
+    assert '<img src="../../assets/charts/oom-memory.svg" alt="memory rising">' in out
+    assert 'title="cgroup1 sandbox"' in out
+    assert probe_summary(c, "storage") == "", "a probe with no claim has nothing to show"

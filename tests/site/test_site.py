@@ -14,16 +14,23 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
+from xml.etree import ElementTree as ET
 
+import nbformat
 import pytest
+import yaml
 
 from hubprobe.claims.registry import load_claims
 from hubprobe.site import browser
+from hubprobe.site.jargon import TERMS
 from hubprobe.site.linkcheck import check_site, page_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED = Path(__file__).with_name("published_urls.txt")
 QUIET = {"NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}
+#: Not the default address: the build must take it from the environment.
+SITE_URL = "https://guide.example.edu/limits/"
 _REFRESH = re.compile(r'<meta http-equiv="refresh" content="0; url=([^"]+)"')
 
 
@@ -32,7 +39,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("site")
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, **QUIET}, check=False,
+        cwd=ROOT, capture_output=True, text=True, check=False,
+        env={**os.environ, **QUIET, "HUBPROBE_SITE_URL": SITE_URL},
     )  # fmt: skip
     warnings = [line for line in result.stderr.splitlines() if "WARNING" in line or "ERROR" in line]
     assert result.returncode == 0, "mkdocs build --strict failed:\n" + "\n".join(warnings)
@@ -50,6 +58,17 @@ def pages(site: Path) -> list[str]:
 def test_links_anchors_and_offline(site: Path) -> None:
     problems = check_site(site)
     assert problems == [], "\n".join(map(str, problems))
+
+
+def test_sitemap_lists_every_page_at_the_site_url(site: Path) -> None:
+    tree = ET.parse(site / "sitemap.xml")
+    locs = sorted(
+        e.text or "" for e in tree.iter("{http://www.sitemaps.org/schemas/sitemap/0.9}loc")
+    )
+    expected = sorted(SITE_URL + ("" if url == "./" else url) for url in pages(site))
+    assert locs == expected
+    home = (site / "index.html").read_text()
+    assert f'<link rel="canonical" href="{SITE_URL}">' in home
 
 
 def test_every_claim_is_on_a_page() -> None:
@@ -120,31 +139,155 @@ def test_every_page_loads_cleanly(site: Path, served: tuple[str, Any]) -> None:
     assert bad == [], f"{url}: " + "; ".join(bad)
 
 
+def _search(chromium: Any, base: str, query: str) -> list[str]:
+    """The result links (site paths) Material's search gives for ``query``, best first."""
+    hrefs: list[str] = []
+    # Typed key by key, as a reader does: Material's search does not always see
+    # a value set in one go. Its worker may also be slow to start on a busy
+    # machine, so the test waits for an answer and, failing one, loads again.
+    for _load in range(3):
+        page = chromium.new_page()
+        page.goto(base, wait_until="networkidle")
+        page.locator(".md-search__input").click()
+        page.keyboard.type(query, delay=30)
+        links = page.locator(".md-search-result__item > a.md-search-result__link")
+        for _wait in range(20):
+            page.wait_for_timeout(250)
+            hrefs = [h for h in (a.get_attribute("href") for a in links.all()) if h]
+            if hrefs:
+                break
+        page.close()
+        if hrefs:
+            break
+    assert hrefs, f"the search never answered {query!r}"
+    return [urlsplit(h).path.removeprefix(urlsplit(base).path) for h in hrefs]
+
+
+def maintainer_pages() -> set[str]:
+    """Site paths of the nav's "For maintainers" section, read from mkdocs.yml."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!ENV", lambda _loader, _node: None)
+    nav = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=Loader)["nav"]
+    section = next(v for item in nav for k, v in item.items() if k == "For maintainers")
+
+    def walk(items: Any) -> set[str]:
+        out: set[str] = set()
+        for item in items:
+            values = item.values() if isinstance(item, dict) else [item]
+            for v in values:
+                if isinstance(v, list):
+                    out |= walk(v)
+                else:
+                    out.add(str(v).rsplit(".", 1)[0] + "/")
+        return out
+
+    return walk(section)
+
+
 @needs_browser
 def test_search_finds_out_of_memory(served: tuple[str, Any]) -> None:
     base, chromium = served
-    titles: list[str] = []
-    # Now and then (one page load in three, here) Material's search worker never
-    # answers on that page and the box keeps saying "Type to start searching";
-    # a reader opens the page again, and so does the test, up to six times.
-    for _load in range(6):
-        page = chromium.new_page()
-        page.goto(base)
-        box = page.locator(".md-search__input")
-        box.click()
-        for attempt in range(3):
-            box.fill(f"memory {attempt}")  # the same text twice is ignored as unchanged
-            page.wait_for_timeout(150)
-            box.fill("out of memory")
-            page.wait_for_timeout(500)
-            titles = page.locator(".md-search-result__item").all_inner_texts()
-            if titles:
-                break
-        page.close()
-        if titles:
-            break
-    assert titles, "the search never answered"
-    assert any("memory" in t.lower() for t in titles)
+    found = _search(chromium, base, "out of memory")
+    assert any("memory" in h or "oom" in h for h in found)
+
+
+@needs_browser
+@pytest.mark.parametrize("query", ["n_jobs", "No space left", "kernel restarting"])
+def test_search_answers_instructors_first(served: tuple[str, Any], query: str) -> None:
+    base, chromium = served
+    maintainers = maintainer_pages()
+    assert "probes/parallel/" in maintainers
+    assert "reference/cli/" in maintainers
+    first = _search(chromium, base, query)[0]
+    assert first.split("#")[0] not in maintainers, f"{query!r}: first result {first}"
+
+
+@needs_browser
+@pytest.mark.parametrize("width", [1280, 390])
+def test_no_page_scrolls_sideways(site: Path, served: tuple[str, Any], width: int) -> None:
+    base, chromium = served
+    page = chromium.new_page(viewport={"width": width, "height": 900})
+    wide = []
+    for url in pages(site):
+        page.goto(base + url, wait_until="networkidle")
+        scroll, client = page.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        if scroll > client:
+            wide.append(f"{url} ({scroll} > {client} px)")
+    page.close()
+    assert wide == []
+
+
+@needs_browser
+def test_tables_fit_or_scroll_in_their_frame(served: tuple[str, Any]) -> None:
+    base, chromium = served
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(base + "reference/claims/", wait_until="networkidle")
+    table = page.locator(".hp-claims table")
+    assert table.count() == 1
+    frame = page.locator(".hp-claims .md-typeset__scrollwrap")
+    fits = frame.evaluate("f => f.scrollWidth <= f.clientWidth")
+    assert fits, "the claims index's columns fit at 1280 px, with no scrolling"
+    page.close()
+    phone = chromium.new_page(viewport={"width": 390, "height": 900})
+    phone.goto(base, wait_until="networkidle")
+    cells = phone.locator(".hp-glance td")
+    assert cells.count() == 9
+    # Stacked: every cell as wide as the content column, nothing to scroll.
+    frame = phone.locator(".hp-glance .md-typeset__scrollwrap")
+    assert frame.evaluate("f => f.scrollWidth <= f.clientWidth")
+    assert cells.nth(1).evaluate("c => getComputedStyle(c).display") == "block"
+    phone.goto(base + "reference/limits-by-hub/", wait_until="networkidle")
+    wide = phone.locator(".hp-wide")
+    hint = wide.evaluate("w => getComputedStyle(w, '::before').content")
+    assert "Scroll the table sideways" in hint
+    scrolls = wide.locator(".md-typeset__scrollwrap").evaluate(
+        "f => f.scrollWidth > f.clientWidth && getComputedStyle(f).overflowX === 'auto'"
+    )
+    assert scrolls, "the limits table scrolls inside its frame, under the hint"
+    phone.close()
+
+
+def _plain(copied: str) -> str:
+    """Copied text as the box reads: without the written-out addresses and list markers."""
+    text = re.sub(r" \(https?://[^)\s]*\)", "", copied)
+    text = re.sub(r"(?m)^(- |\d+\. )", "", text)
+    return " ".join(text.split())
+
+
+@needs_browser
+def test_every_student_box_has_a_copy_button_that_copies_it(
+    site: Path, served: tuple[str, Any]
+) -> None:
+    base, chromium = served
+    context = chromium.new_context(permissions=["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    boxes = 0
+    for url in pages(site):
+        page.goto(base + url, wait_until="networkidle")
+        # Every "For students" box, whatever its classes: none may lack the button.
+        titles = page.locator(".admonition > .admonition-title", has_text="For students")
+        for title in titles.all():
+            box = title.locator("xpath=..")
+            button = title.locator("button.hp-copy")
+            assert button.count() == 1, f"{url}: a student box without a copy button"
+            button.click()
+            copied = page.evaluate("navigator.clipboard.readText()")
+            shown = box.evaluate(
+                "b => Array.from(b.children).filter(c => !c.matches('.admonition-title'))"
+                ".map(c => c.innerText).join(' ')"
+            )
+            assert _plain(copied) == " ".join(shown.split()), f"{url}: copied {copied!r}"
+            for link in box.locator("a[href]").all():
+                href = link.evaluate("a => a.href")
+                assert href in copied, f"{url}: the copy leaves out the link {href}"
+            boxes += 1
+    context.close()
+    assert boxes >= 20
 
 
 @needs_browser
@@ -156,7 +299,12 @@ def test_badges_stand_next_to_claims(site: Path, served: tuple[str, Any]) -> Non
         page.goto(base + url)
         for badge in page.locator(".hp-badge").all():
             seen += 1
-            assert "verified" in badge.inner_text(), f"{url}: {badge.inner_text()}"
+            text = badge.inner_text()
+            assert text.startswith("✔ measured in the sandbox · "), f"{url}: {text}"
+            assert "cgroup1" in (badge.get_attribute("title") or ""), "the backend on hover"
+            # It lands on what the probe showed for this claim.
+            target, anchor = _resolve(site, urljoin(url, badge.get_attribute("href") or ""))
+            assert f'<div class="hp-probe-claim" id="{anchor}">' in target.read_text()
             # The sentence it verifies is in the same block, before the badge.
             before = badge.evaluate(
                 "b => { const r = document.createRange(); r.setStart(b.parentElement, 0);"
@@ -165,3 +313,60 @@ def test_badges_stand_next_to_claims(site: Path, served: tuple[str, Any]) -> Non
             assert before, f"{url}: badge {badge.get_attribute('data-claim')} stands alone"
     page.close()
     assert seen >= len(load_claims(ROOT / "probes" / "claims.toml"))
+
+
+def test_probe_pages_number_cells_as_the_kernel_ran_them(site: Path) -> None:
+    for path in sorted((ROOT / "probes").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        page = (site / "probes" / path.stem / "index.html").read_text().replace("\xa0", " ")
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        for cell in code:
+            if cell.execution_count is None:
+                outcome = cell.metadata.get("hubprobe", {}).get("outcome")
+                assert outcome in ("killed", "dead", "server-died", None), (
+                    f"{path.name}: a cell that ran has no execution count"
+                )
+            else:
+                assert f"In [{cell.execution_count}]:" in page, path.name
+        assert page.count("In [ ]:") == sum(c.execution_count is None for c in code), path.name
+
+
+@needs_browser
+def test_probe_code_is_never_cut_off(site: Path, served: tuple[str, Any]) -> None:
+    base, chromium = served
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    cut = []
+    for url in pages(site):
+        if not url.startswith("probes/"):
+            continue
+        page.goto(base + url, wait_until="networkidle")
+        # A box clips when it hides overflow and its content is wider than it.
+        cut += page.evaluate(
+            """url => Array.from(document.querySelectorAll('.jp-InputArea pre')).flatMap(pre => {
+                 const clips = [];
+                 for (let el = pre; el && !el.classList.contains('jp-Cell'); el = el.parentElement) {
+                   const x = getComputedStyle(el).overflowX;
+                   if ((x === 'hidden' || x === 'clip') && el.scrollWidth > el.clientWidth)
+                     clips.push(url + ': ' + pre.innerText.split('\\n')[0].slice(0, 40));
+                 }
+                 return clips;
+               })""",
+            url,
+        )
+    page.close()
+    assert cut == []
+
+
+def test_jargon_links_to_the_glossary_on_every_page(site: Path) -> None:
+    missing = []
+    for url in pages(site):
+        if url in ("reference/glossary/", "search/"):
+            continue
+        html = (site / url / "index.html").read_text()
+        body = html[html.find("<article") : html.find("</article>")]
+        prose = re.sub(r"<(h[1-6]|pre|a)\b.*?</\1>", " ", body, flags=re.DOTALL)
+        prose = re.sub(r"<[^>]+>", " ", prose)
+        for anchor, rx in TERMS.items():
+            if rx.search(prose) and f'glossary/#{anchor}"' not in body:
+                missing.append(f"{url}: {anchor}")
+    assert missing == []

@@ -70,6 +70,7 @@ class CellRun:
     memory_samples: list[tuple[float, int]] = dataclasses.field(default_factory=list)
     #: What the runner's own silent code printed after the cell (``after_code``).
     inspected: str | None = None
+    execution_count: int | None = None  # the kernel's In [n], shown beside the cell
 
     def __post_init__(self) -> None:
         self.outcome = Outcome(self.outcome)  # a stored string reads back as the enum
@@ -172,6 +173,8 @@ def execute_cell(
             idle = content.get("execution_state") == "idle"
         elif kind == "execute_reply":
             replied = True
+            # Only a reply numbers the cell, as in JupyterLab: a killed cell shows [ ].
+            run.execution_count = content.get("execution_count")
         elif kind in OUTPUT_TYPES:
             output = _to_output(kind, content)
             last = run.outputs[-1] if run.outputs else None

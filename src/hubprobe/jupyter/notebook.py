@@ -199,6 +199,7 @@ def run_notebook(
                     run.inspected = _silently(sock, code)
             cells.append(run)
             cell.outputs = [nbformat.from_dict(o) for o in run.outputs]
+            cell.execution_count = run.execution_count
             cell.metadata.setdefault("hubprobe", {}).update(run.metadata())
             _judge(run, tags, failures)
             if keep_going:

@@ -17,11 +17,13 @@ from typing import Any
 
 from mkdocs.structure.files import File
 
+from hubprobe.address import site_url
 from hubprobe.claims.registry import Claim, load_claims
 from hubprobe.claims.results import claim_status, load_results
 from hubprobe.profiles import list_profiles, load_profile
-from hubprobe.site.charts import CHARTS, ChartError, make_chart
-from hubprobe.site.render import SHORTCODE, Context, render
+from hubprobe.site.charts import CHART_PROBES, CHARTS, ChartError, make_chart
+from hubprobe.site.jargon import link_first_uses
+from hubprobe.site.render import SHORTCODE, Context, probe_summary, render
 
 log = logging.getLogger("mkdocs.hooks.hubprobe")
 
@@ -30,11 +32,17 @@ _state: dict[str, Any] = {}
 
 def on_config(config: Any) -> Any:
     root = Path(config["config_file_path"]).parent
+    # One address for the sitemap, canonical links and the notice's default.
+    try:
+        config["site_url"] = site_url()
+    except ValueError as exc:
+        log.warning("%s", exc)
     probes = root / "probes"
     claims = {c.id: c for c in load_claims(probes / "claims.toml")}
     results = load_results(probes / "results.json")
     measured = {e["profile"] for e in results.get("claims", {}).values()}
     _state.update(
+        cache=root / ".cache" / "hubprobe-charts",
         probes=probes,
         claims=claims,
         results=results,
@@ -75,7 +83,7 @@ def on_files(files: Any, config: Any) -> Any:
     drawn = {}
     for name, (_builder, alt) in CHARTS.items():
         try:
-            svg = make_chart(name, _state["results"], _state["probes"])
+            svg = make_chart(name, _state["results"], _state["probes"], cache=_state["cache"])
         except (ChartError, KeyError, OSError) as exc:
             log.warning("chart %s: %s", name, exc)
             continue
@@ -88,14 +96,35 @@ def on_files(files: Any, config: Any) -> Any:
     return files
 
 
+#: The navigation section for those who run the probes, not those who teach.
+MAINTAINERS = "For maintainers"
+#: Search weight of a maintainer's page: instructors' pages answer first.
+MAINTAINER_BOOST = 0.1
+
+
+def on_nav(nav: Any, config: Any, files: Any) -> Any:
+    def urls(items: Any) -> set[str]:
+        found: set[str] = set()
+        for item in items:
+            if getattr(item, "children", None):
+                found |= urls(item.children)
+            elif getattr(item, "url", None) is not None:
+                found.add(item.url)
+        return found
+
+    section = [i for i in nav.items if getattr(i, "title", None) == MAINTAINERS]
+    if not section:
+        log.warning("mkdocs.yml: the nav has no %r section", MAINTAINERS)
+    _state["maintainer_pages"] = urls(section[0].children) if section else set()
+    return nav
+
+
 def _status(claim: Claim) -> str:
     return str(_state["status"][claim.id])
 
 
-def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
-    if not page.file.src_path.endswith(".md"):
-        return markdown
-    ctx = Context(
+def _context(page: Any) -> Context:
+    return Context(
         claims=_state["claims"],
         results=_state["results"],
         status=_status,
@@ -104,7 +133,14 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         page_url=page.url,
         claim_pages=_state["claim_pages"],
         charts=_state["charts"],
+        chart_probes=CHART_PROBES,
     )
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    if not page.file.src_path.endswith(".md"):
+        return markdown
+    ctx = _context(page)
     out = render(markdown, ctx)
     for problem in ctx.problems:
         log.warning("%s: %s", page.file.src_path, problem)
@@ -120,6 +156,18 @@ _CDN_SCRIPT = re.compile(
 
 
 _ARTICLE = '<article class="md-content__inner md-typeset">'
+GLOSSARY = "reference/glossary/"
+_FIRST_CELL = '<div class="jp-Cell jp-MarkdownCell'
+_CELL = '<div class="jp-Cell '
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    if page.url in _state["maintainer_pages"]:
+        page.meta["search"] = {**(page.meta.get("search") or {}), "boost": MAINTAINER_BOOST}
+    if not page.file.src_path.endswith(".md"):
+        return html  # a probe page: linked once its summary is in (on_post_page)
+    glossary = _context(page).link(GLOSSARY)
+    return link_first_uses(html, glossary, skip_page=page.url == GLOSSARY)
 
 
 def on_post_page(output: str, page: Any, config: Any) -> str:
@@ -129,14 +177,21 @@ def on_post_page(output: str, page: Any, config: Any) -> str:
     # Material no longer shows mkdocs-jupyter's download button: add ours, and
     # the claims this probe verifies, linked to where the guide makes them.
     probe = Path(page.file.src_path).stem
-    up = "../" * page.url.count("/")
-    links = [
-        f'<a href="{up}{_state["claim_pages"][c.id]}#{c.id}"><code>{c.id}</code></a>'
-        for c in _state["claims"].values()
-        if c.probe == probe and c.id in _state["claim_pages"]
-    ]
     header = (
-        f'<p class="hp-probe-header"><a href="{probe}.ipynb" download>Download this probe '
-        f"notebook</a>. It verifies: {', '.join(links) or 'no claim yet'}.</p>"
+        f'<div class="hp-probe-header"><p><a href="{probe}.ipynb" download>Download this probe '
+        "notebook</a>.</p>"
+        + (probe_summary(_context(page), probe) or "<p>It verifies no claim yet.</p>")
+        + "</div>"
     )
-    return output.replace(_ARTICLE, _ARTICLE + header, 1)
+    # After the notebook's first cell (its title and what it does), before the code.
+    first = output.find(_FIRST_CELL)
+    second = output.find(_CELL, first + 1) if first >= 0 else -1
+    if second < 0:
+        output = output.replace(_ARTICLE, _ARTICLE + header, 1)
+    else:
+        output = output[:second] + header + output[second:]
+    start, end = output.find(_ARTICLE), output.find("</article>")
+    if start < 0 or end < 0:
+        return output
+    article = link_first_uses(output[start:end], _context(page).link(GLOSSARY))
+    return output[:start] + article + output[end:]

@@ -17,7 +17,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["Problem", "check_site", "page_ids"]
+__all__ = ["Problem", "check_site", "page_ids", "served_at"]
 
 # Elements whose URL the browser fetches by itself (a plain <a href> it does not).
 _FETCHED = {("script", "src"), ("link", "href"), ("img", "src"), ("iframe", "src"),
@@ -25,6 +25,7 @@ _FETCHED = {("script", "src"), ("link", "href"), ("img", "src"), ("iframe", "src
 # <link rel=...> values that make the browser fetch the URL.
 _FETCHING_RELS = {"stylesheet", "icon", "preload", "modulepreload", "manifest", "prefetch"}
 _CSS_URL = re.compile(r"url\(\s*['\"]?(https?:)?//")
+_CANONICAL = re.compile(r'<link rel="canonical" href="([^"]+)"')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,12 +78,22 @@ def page_ids(path: Path) -> set[str]:
     return _parse(path).ids
 
 
-def _target(site: Path, page: Path, url: str) -> Path:
+def served_at(site: Path) -> str:
+    """The path the site is served under (``/hubprobe/``), from the home page's canonical link."""
+    home = site / "index.html"
+    m = _CANONICAL.search(home.read_text(errors="replace")) if home.exists() else None
+    path = urlsplit(m.group(1)).path if m else "/"
+    return path if path.endswith("/") else path + "/"
+
+
+def _target(site: Path, page: Path, url: str, root: str = "/") -> Path | None:
     parts = urlsplit(url)
     rel = unquote(parts.path)
     base = page.parent.relative_to(site).as_posix()
-    if rel.startswith("/"):  # root-relative (the 404 page uses them): the site is served at /
-        joined = posixpath.normpath(rel.lstrip("/") or ".")
+    if rel.startswith("/"):  # root-relative (the 404 page uses them): under the site's path
+        if not (rel + "/").startswith(root):
+            return None  # outside the site
+        joined = posixpath.normpath(rel[len(root) :] or ".")
     elif rel:
         joined = posixpath.normpath(posixpath.join(base, rel))
     else:
@@ -96,6 +107,7 @@ def _target(site: Path, page: Path, url: str) -> Path:
 def check_site(site: Path) -> list[Problem]:
     problems: list[Problem] = []
     pages = {p: _parse(p) for p in sorted(site.rglob("*.html"))}
+    root = served_at(site)
     for path, page in pages.items():
         name = path.relative_to(site).as_posix()
         for tag, attr, url in page.links:
@@ -106,8 +118,8 @@ def check_site(site: Path) -> list[Problem]:
                 if (tag, attr) in _FETCHED:
                     problems.append(Problem(name, f"loads {url} from another host"))
                 continue
-            target = _target(site, path, url)
-            if not target.exists():
+            target = _target(site, path, url, root)
+            if target is None or not target.exists():
                 problems.append(Problem(name, f"broken link {url}"))
                 continue
             if parts.fragment and target.suffix == ".html":

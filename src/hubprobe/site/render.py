@@ -29,12 +29,19 @@ from hubprobe.claims.registry import Claim
 from hubprobe.profiles import Profile
 from hubprobe.units import format_bytes
 
-__all__ = ["SHORTCODE", "Context", "format_figure", "render"]
+__all__ = ["SHORTCODE", "Context", "format_figure", "probe_summary", "render"]
 
 SHORTCODE = re.compile(r"<!--\s*(claim|figure|profile|table|chart):\s*([A-Za-z0-9_.\-]+)\s*-->")
 
 LABELS = {"verified": "verified", "failed": "failed", "stale": "stale", "not-run": "not run"}
 ICONS = {"verified": "✔", "failed": "✘", "stale": "↻", "not-run": "?"}
+#: What a badge says, in words a reader needs no key for.
+WORDS = {
+    "verified": "measured in the sandbox",
+    "failed": "failed in the sandbox",
+    "stale": "probe changed since it ran",
+    "not-run": "not measured yet",
+}
 
 
 @dataclasses.dataclass
@@ -47,6 +54,7 @@ class Context:
     page_url: str  # this page's URL, e.g. "how-to/unstuck/"
     claim_pages: Mapping[str, str] = dataclasses.field(default_factory=dict)  # id -> page URL
     charts: Mapping[str, str] = dataclasses.field(default_factory=dict)  # name -> alt text
+    chart_probes: Mapping[str, str] = dataclasses.field(default_factory=dict)  # name -> probe
     problems: list[str] = dataclasses.field(default_factory=list)
 
     def link(self, target: str) -> str:
@@ -83,7 +91,7 @@ def _badge(ctx: Context, claim: Claim, anchor: bool) -> str:
     if status != "verified":
         ctx.problems.append(f"claim {claim.id} is {LABELS[status]}: run `hubprobe probes`")
     date = str(entry.get("date", ""))[:10]
-    where = f"{date} · {entry.get('backend', '')} · {entry.get('profile', '')}" if entry else ""
+    # In words on the page; the backend (a name only maintainers know) on hover.
     title = html.escape(
         f"{claim.statement} — {LABELS[status]}"
         + (
@@ -92,9 +100,10 @@ def _badge(ctx: Context, claim: Claim, anchor: bool) -> str:
             else ""
         )
     ).replace("`", "&#96;")  # else Markdown turns `code` inside the attribute into <code>
-    href = ctx.link(f"probes/{claim.probe}/")
+    href = ctx.link(f"probes/{claim.probe}/") + f"#{claim.id}"
     attr = f' id="{claim.id}"' if anchor else ""
-    text = f"{ICONS[status]} {LABELS[status]}" + (f" · {where}" if where else "")
+    where = f" · {entry.get('profile', '')} profile · {date}" if entry else ""
+    text = f"{ICONS[status]} {WORDS[status]}{where}"
     return (
         f'<a{attr} class="hp-badge hp-{status}" href="{href}" title="{title}" '
         f'data-claim="{claim.id}">{html.escape(text)}</a>'
@@ -113,7 +122,10 @@ def _figure(ctx: Context, ref: str) -> str:
     probe = ctx.results.get("probes", {}).get(claim.probe, {})
     for source in (entry.get("figures", {}), probe.get("figures", {})):
         if name in source:
-            return f'<span class="hp-figure" title="measured by the {claim.probe} probe">{html.escape(format_figure(name, source[name]))}</span>'
+            return (
+                f'<span class="hp-figure" data-figure="{claim.probe}.{name}" title="measured by '
+                f'the {claim.probe} probe">{html.escape(format_figure(name, source[name]))}</span>'
+            )
     ctx.problems.append(f"figure {ref}: the {claim.probe} probe recorded no figure {name!r}")
     return "?"
 
@@ -156,8 +168,8 @@ def _claims_table(ctx: Context) -> str:
             else f"`{claim.id}`"
         )
         entry = ctx.results.get("claims", {}).get(claim.id, {})
-        figures = "; ".join(
-            f"{k} = {format_figure(k, v)}" for k, v in entry.get("figures", {}).items()
+        figures = "<br>".join(  # one a line: a narrow column, the statement gets the room
+            html.escape(f"{k} = {format_figure(k, v)}") for k, v in entry.get("figures", {}).items()
         )
         status = ctx.status(claim)
         rows.append(
@@ -199,3 +211,70 @@ def render(markdown: str, ctx: Context) -> str:
         return tables[arg](ctx)
 
     return SHORTCODE.sub(replace, markdown)
+
+
+def _inline_code(text: str) -> str:
+    """Escaped text with `code` spans as <code>, for statements shown as HTML."""
+    parts = html.escape(" ".join(text.split())).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def probe_summary(ctx: Context, probe: str) -> str:
+    """What a probe page shows first: each claim it verifies, its figures, its chart.
+
+    A badge links here (``probes/<probe>/#<claim-id>``), so a reader lands on
+    what the probe found rather than on a cell of ``record(...)`` calls; the
+    executed notebook follows below for whoever wants every step.
+    """
+    blocks = []
+    for claim in ctx.claims.values():
+        if claim.probe != probe:
+            continue
+        status = ctx.status(claim)
+        entry = ctx.results.get("claims", {}).get(claim.id, {})
+        recorded = ctx.results.get("probes", {}).get(probe, {}).get("figures", {})
+        figures = {**recorded, **entry.get("figures", {})}
+        rows = "".join(
+            f"<tr><td><code>{html.escape(name)}</code></td>"
+            f"<td>{html.escape(format_figure(name, figures[name]))}</td></tr>"
+            for name in claim.show
+            if name in figures
+        )
+        when = ""
+        if entry:
+            when = (
+                f' · <span title="{html.escape(entry["backend"])} sandbox">'
+                f"{html.escape(entry['profile'])} profile · {str(entry['date'])[:10]}</span>"
+            )
+        page = ctx.claim_pages.get(claim.id)
+        where = (
+            f' · <a href="{ctx.link(page)}#{claim.id}">where the guide says it</a>'
+            if page is not None
+            else ""
+        )
+        table = (
+            f'<table class="hp-figures"><tr><th>figure</th><th>measured</th></tr>{rows}</table>'
+            if rows
+            else ""
+        )
+        blocks.append(
+            f'<div class="hp-probe-claim" id="{claim.id}">'
+            f"<p><strong>{_inline_code(claim.statement)}</strong></p>"
+            f'<p class="hp-{status}">{ICONS[status]} {WORDS[status]}{when}{where}</p>'
+            f"{table}</div>"
+        )
+    charts = "".join(
+        f'<figure class="hp-chart"><img src="{ctx.link(f"assets/charts/{name}.svg")}" '
+        f'alt="{html.escape(alt)}"></figure>'
+        for name, alt in ctx.charts.items()
+        if ctx.chart_probes.get(name) == probe
+    )
+    if not blocks:
+        return ""
+    return (
+        '<section class="hp-probe-summary"><h2 id="what-it-showed">What this probe showed</h2>'
+        + "".join(blocks)
+        + charts
+        + "<p>Below, the notebook as it ran: every cell with its output, numbered as the "
+        "kernel ran it.</p></section>"
+    )
