@@ -16,6 +16,7 @@ Called by tools/screenshots.py (`nox -s screenshots`); needs root (the sandbox),
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
@@ -26,6 +27,7 @@ from hubprobe.jupyter.server import JupyterServer
 from hubprobe.notice import DEFAULT_GUIDE_URL
 from hubprobe.profiles import load_profile
 from hubprobe.sandbox import Limits, choose_backend
+from hubprobe.site.browser import forward_unix
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "assets" / "screenshots" / "oom-notice.png"
@@ -68,6 +70,7 @@ def notebook(limit: int) -> dict[str, Any]:
 def take(browser: Any, profile_name: str) -> None:
     profile = load_profile(profile_name)
     with (
+        contextlib.ExitStack() as stack,
         tempfile.TemporaryDirectory(prefix="hubprobe-shots-") as tmp,
         choose_backend().create(Limits.from_profile(profile)) as sandbox,
     ):
@@ -78,9 +81,11 @@ def take(browser: Any, profile_name: str) -> None:
         seed_settings(seed)
         server = JupyterServer(sandbox, Path(tmp) / "server.log", seed=seed)
         api = server.start()
+        # The server listens on a Unix socket only; the browser gets a loopback port to it.
+        lab = stack.enter_context(forward_unix(server.socket_path))
         api.save_notebook("homework.ipynb", notebook(profile.memory_limit_bytes))
         page = browser.new_page(viewport={"width": 1000, "height": 580})
-        page.goto(f"{server.url}/lab/tree/homework.ipynb?reset&token={server.token}")
+        page.goto(f"{lab}/lab/tree/homework.ipynb?reset&token={server.token}")
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
         # The status bar says so once the kernel is up; keys pressed before are lost.
         page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)

@@ -14,6 +14,7 @@ Run by `nox -s screenshots`; needs root (the sandbox) and /usr/bin/chromium.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -24,7 +25,7 @@ import notice_screenshot  # tools/, beside this file
 from hubprobe.jupyter.server import JupyterServer
 from hubprobe.profiles import DEFAULT_PROFILE, load_profile
 from hubprobe.sandbox import Limits, choose_backend
-from hubprobe.site.browser import chromium, missing, serve_dir
+from hubprobe.site.browser import chromium, forward_unix, missing, serve_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "assets" / "screenshots"
@@ -33,6 +34,7 @@ OUT = ROOT / "docs" / "assets" / "screenshots"
 def memory_indicator(browser: object, profile_name: str) -> None:
     profile = load_profile(profile_name)
     with (
+        contextlib.ExitStack() as stack,
         tempfile.TemporaryDirectory(prefix="hubprobe-shots-") as logdir,
         choose_backend().create(Limits.from_profile(profile)) as sandbox,
     ):
@@ -40,6 +42,8 @@ def memory_indicator(browser: object, profile_name: str) -> None:
         notice_screenshot.seed_settings(seed)  # no "get news?" pop-up over the status bar
         server = JupyterServer(sandbox, Path(logdir) / "server.log", seed=seed)
         api = server.start()
+        # The server listens on a Unix socket only; the browser gets a loopback port to it.
+        lab = stack.enter_context(forward_unix(server.socket_path))
         nb = {
             "cells": [],
             "metadata": {
@@ -54,7 +58,7 @@ def memory_indicator(browser: object, profile_name: str) -> None:
         }
         api.save_notebook("homework.ipynb", nb)
         page = browser.new_page(viewport={"width": 1100, "height": 560})  # type: ignore[attr-defined]
-        page.goto(f"{server.url}/lab/tree/homework.ipynb?token={server.token}")
+        page.goto(f"{lab}/lab/tree/homework.ipynb?token={server.token}")
         page.wait_for_selector(".jp-Notebook", timeout=60_000)
         time.sleep(3)  # let the kernel start before typing
         cell = page.locator(".jp-Cell .cm-content").first

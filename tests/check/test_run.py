@@ -321,3 +321,22 @@ def test_near_80_percent_the_verdict_is_the_working_sets_run_after_run(
         assert v.spread.startswith("near the 80% line")
     spread = max(v.working_set_fraction for v in runs) - min(v.working_set_fraction for v in runs)
     assert spread < 0.02, [v.working_set_fraction for v in runs]
+
+
+@pytest.mark.sandbox
+def test_a_failed_network_call_is_said_to_work_on_the_hub(tmp_path: Path, small: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import urllib.request"),
+        nbformat.v4.new_code_cell(
+            "urllib.request.urlopen('http://example.org/data.csv', timeout=10).read()"
+        ),
+    ]
+    path = tmp_path / "downloads.ipynb"
+    nbformat.write(nb, path)
+    result = hubprobe(str(path), "--profile", str(small), "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 5, result.stderr  # the cell did raise: verdict error
+    report = json.loads((tmp_path / "r.json").read_text())
+    (hint,) = [h for h in report["notebooks"][0]["hints"] if h["kind"] == "network"]
+    assert hint["cell"] == 2
+    assert "on the hub this cell would have reached the internet" in hint["text"]

@@ -231,6 +231,26 @@ def heaviest_by_time(cells: Sequence[CellRun], n: int = 3) -> list[CellRun]:
 # -- hints for the author -----------------------------------------------------
 _N_JOBS = re.compile(r"\bn_jobs\s*=\s*([^,)\s]+)")
 _CPU_COUNT = re.compile(r"\b(?:os|multiprocessing|mp)\.cpu_count\s*\(\s*\)")
+#: How a failed network call reads: the sandbox has no network, a hub does.
+_NETWORK = re.compile(
+    r"name resolution|Name or service not known|Network is unreachable|No route to host"
+    r"|nodename nor servname|getaddrinfo|Failed to establish a new connection",
+    re.IGNORECASE,
+)
+_NETWORK_ERRORS = frozenset({"URLError", "gaierror", "ConnectionError", "NewConnectionError",
+                             "MaxRetryError", "ConnectTimeout", "ConnectionRefusedError"})  # fmt: skip
+
+
+def network_failure(run: CellRun | None) -> bool:
+    """Whether the cell failed reaching the network, which the sandbox does not have."""
+    for out in run.outputs if run is not None else []:
+        if out.get("output_type") == "error" and (
+            out.get("ename") in _NETWORK_ERRORS or _NETWORK.search(str(out.get("evalue", "")))
+        ):
+            return True
+    return False
+
+
 # A whole-file read through a library, with the file name when it is a literal.
 _READ = re.compile(
     r"\b\w+\.(?P<fn>read_(?:csv|table|json|parquet|excel|feather|fwf|pickle|sas|stata|hdf)"
@@ -336,6 +356,13 @@ def hints(
             f"{_cpus(cpu_limit)}; use joblib.cpu_count(), which reads the limit"
         ), tuple(cpu_count)))  # fmt: skip
     out += reads.values()
+    offline = [c.index for c in cells if network_failure(c)]
+    if offline:
+        out.append(Hint(offline[0], "network", (
+            "a network call failed: hubprobe's sandbox has no network, but on the hub this"
+            " cell would have reached the internet, so this is not a bug in the notebook;"
+            " put the file it downloads into the notebook's folder to check the cells after it"
+        ), tuple(offline)))  # fmt: skip
     return sorted(out, key=lambda h: (h.cell, h.kind))
 
 
