@@ -9,7 +9,6 @@ which needs a hand on the sandbox.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,39 +18,22 @@ from typing import Any
 import leftovers
 import nbformat
 import pytest
+from check_helpers import NOTEBOOKS, run_check
 
 from hubprobe.check.run import check_notebook
 from hubprobe.check.verdict import heaviest_by_memory, memory_rise
 from hubprobe.profiles import load_profile
 from hubprobe.sandbox import Backend, Limits, Sandbox
 
-NOTEBOOKS = Path(__file__).parent
 MiB = 2**20
 
 
-def hubprobe(
-    *args: str, timeout: float = 180, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hubprobe", "check", *args],
-        capture_output=True, text=True, timeout=timeout, check=False,
-        env={**os.environ, **(env or {})},
-    )  # fmt: skip
+hubprobe = run_check  # the command as an instructor types it
 
 
 @pytest.fixture
-def small(tmp_path: Path) -> Path:
-    """curriculum-guide with 512 MiB of memory, so a kill comes quickly."""
-    text = load_profile("curriculum-guide").path.read_text()
-    for old, new in (
-        ('limit = "2G"', 'limit = "512M"'),
-        ('guarantee = "1G"', 'guarantee = "512M"'),
-        ('name = "curriculum-guide"', 'name = "small"'),
-    ):
-        text = text.replace(old, new)
-    path = tmp_path / "small.toml"
-    path.write_text(text)
-    return path
+def small(small_profile: Path) -> Path:
+    return small_profile
 
 
 class HighWater:
