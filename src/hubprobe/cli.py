@@ -282,6 +282,96 @@ def cmd_check(args: argparse.Namespace) -> int:
     return exit_code([r.verdict for r in results])
 
 
+# -- hub ----------------------------------------------------------------------
+def cmd_hub(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hubprobe.hub.local import LocalHub, find_proxy
+    from hubprobe.profiles import load_profile
+    from hubprobe.sandbox import SandboxError
+
+    profile = load_profile(args.profile)
+    find_proxy()
+    token_file = None if args.token_file is None else Path(args.token_file)
+    if token_file is not None and not token_file.parent.is_dir():
+        raise UsageError(f"--token-file {token_file}: no folder to write it in")
+    backend = _backend(args.backend, profile)
+    if backend.name != "oci" and args.backend is None:
+        raise SandboxError(
+            "the local hub's servers need the oci backend, which does not work here",
+            "see hubprobe doctor",
+        )
+    hub = LocalHub(profile, port=args.port, users=tuple(args.user), token_file=token_file,
+                   backend=backend.name)  # fmt: skip
+    try:
+        hub.start()
+        print(f"JupyterHub at {hub.url} (users: {', '.join(args.user)}; any password)")
+        print(f"admin API token in {hub.token_file} (readable only by you)", flush=True)
+        _say(f"servers run in {backend.name} containers, profile {profile.name}; Ctrl-C stops all")
+        code = hub.wait()
+        _say(f"jupyterhub ended ({code}): {hub.log_tail(3)}")
+        return ExitCode.HUB_UNREACHABLE
+    finally:
+        hub.stop()
+
+
+# -- profile --hub --------------------------------------------------------------
+def cmd_profile(args: argparse.Namespace) -> int:
+    import datetime as dt
+    import tempfile
+    from pathlib import Path
+
+    from hubprobe.files import write_atomic
+    from hubprobe.hub.api import check_url, read_token
+    from hubprobe.hub.measured import compare, load_measured, measure, profile_toml
+    from hubprobe.hub.session import hub_server
+    from hubprobe.output import destination
+    from hubprobe.profiles import load_profile
+
+    check_url(args.hub)
+    read_token(args.token_file)  # a missing token is a usage error before any request
+    dest = destination("--output", args.output)
+    other = load_profile(args.compare) if args.compare else None
+    base = other or load_profile(DEFAULT_PROFILE)
+    name = Path(dest).stem if isinstance(dest, Path) else "measured"
+    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    with hub_server(args.hub, args.token_file, args.user, say=_say) as server:
+        measured = measure(server.api, server.url, server.user, date)
+    text = profile_toml(measured, name, base)
+    with tempfile.TemporaryDirectory(prefix="hubprobe-") as folder:
+        profile = load_measured(text, Path(folder), name)  # checked as every profile is
+    if dest == "-":
+        sys.stdout.write(text)
+    elif isinstance(dest, Path):
+        write_atomic(dest, text)
+        _say(f"wrote {dest}")
+    if other is None:
+        return ExitCode.OK
+    differences = compare(profile, other)
+    for line in differences:
+        print(line, file=sys.stderr if dest == "-" else sys.stdout)
+    if differences:
+        _say(f"{len(differences)} value(s) differ from {other.path}")
+        return ExitCode.DIFFERS
+    _say(f"every measured value matches {other.path}")
+    return ExitCode.OK
+
+
+def _add_hub(p: argparse.ArgumentParser, *, required: bool = False) -> None:
+    p.add_argument(
+        "--hub", metavar="URL", required=required,
+        help="a JupyterHub's address: run there, in the user's own server",
+    )  # fmt: skip
+    p.add_argument("--user", metavar="NAME", help="whose server (default: the token's user)")
+    p.add_argument(
+        "--token-file", metavar="FILE",
+        help="a file holding the hub API token (default: $JUPYTERHUB_API_TOKEN; never on argv)",
+    )  # fmt: skip
+
+
+_HUB_CODES = (ExitCode.HUB_UNREACHABLE, ExitCode.HUB_AUTH, ExitCode.HUB_NO_SERVER)
+
+
 # -- parser -------------------------------------------------------------------
 _JSON_HELP = "write a JSON report to FILE (- for standard output)"
 
@@ -472,11 +562,52 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a self-contained HTML report with a chart of memory across the cells",
     )  # fmt: skip
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "hub",
+        help="a real JupyterHub on 127.0.0.1 whose servers run in containers with a profile",
+        formatter_class=_Help,
+        description="Start JupyterHub on 127.0.0.1 (dummy login, configurable-http-proxy) "
+        "with a spawner that starts each user's server in a hubprobe container with the "
+        "profile's limits. Writes an admin API token to a file only you can read, prints "
+        "the URL and that file, and on Ctrl-C stops every server and the proxy.\n\n"
+        + exit_help([ExitCode.HUB_UNREACHABLE, *_COMMON_CODES]),
+    )
+    _add_profile(p)
+    _add_backend(p)
+    p.add_argument("--port", type=int, default=8000, help="the hub's port (default: 8000)")
+    p.add_argument(
+        "--user", action="append", metavar="NAME",
+        help="a user who may log in (repeat for more; default: student)",
+    )  # fmt: skip
+    p.add_argument("--token-file", metavar="FILE", help="where to write the admin API token")
+    p.set_defaults(func=cmd_hub)
+
+    p = sub.add_parser(
+        "profile",
+        help="measure a hub's limits in a user's server; write them as a profile, or compare",
+        formatter_class=_Help,
+        description="Read the limits inside a user's server on a live hub (cgroup memory "
+        "limit and OOM scope, CPU quota, pids limit, home size, MEM_LIMIT/CPU_LIMIT, the "
+        "node's CPUs and memory, the default interface) and write them as a profile TOML "
+        "whose sources say where and when they were measured. --compare lists each value "
+        "that differs from a profile: a drift alarm for a hub's CI. A server that was not "
+        "running is started for the measurement and stopped again.\n\n"
+        + exit_help([ExitCode.OK, ExitCode.DIFFERS, *_HUB_CODES, *_COMMON_CODES]),
+    )
+    _add_hub(p, required=True)
+    p.add_argument("--output", "-o", metavar="FILE", default="-",
+                   help="where to write the profile (default: standard output)")  # fmt: skip
+    p.add_argument("--compare", metavar="PROFILE",
+                   help="a profile name or TOML file to compare the measured values with")  # fmt: skip
+    p.set_defaults(func=cmd_profile)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "cmd", "") == "hub" and not args.user:
+        args.user = ["student"]
     if args.profiles:
         os.environ["HUBPROBE_PROFILES"] = args.profiles
     interrupts.install()
