@@ -132,7 +132,7 @@ def screenshots(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Figures: sandbox overhead, probe-suite wall times, site build time."""
+    """Figures: sandbox overhead, probe-suite wall times (sandbox and hub mode), site build."""
     _system_packages(session, SANDBOX_TOOLS)
     session.install("-e", ".[probes,docs]")
     session.run("python", "bench/sandbox_bench.py")
@@ -140,3 +140,9 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench/site_bench.py")
     session.run("python", "bench/notice_bench.py")
     session.run("python", "bench/check_bench.py")
+    if shutil.which("configurable-http-proxy") or os.geteuid() == 0:
+        _npm_packages(session, HUB_PROXY)
+        session.install("-e", ".[probes,hub]")
+        session.run("python", "bench/hub_bench.py")  # hub mode against sandbox mode
+    else:
+        session.log("hub bench skipped: needs root or configurable-http-proxy")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import time
 from pathlib import Path
 
@@ -39,11 +41,39 @@ def write_profile(folder: Path, name: str = "hubtest", **changes: str) -> Path:
     return path
 
 
-def settle(before: leftovers.Leftovers, seconds: float = 10) -> leftovers.Leftovers:
-    """The leftover count once what was stopped has gone (reaping can lag a moment)."""
+def count() -> leftovers.Leftovers:
+    """leftovers.count(), less the /tmp folders that name no creating pid.
+
+    Every folder hubprobe's sandboxes and hub make is named hubprobe-<pid>-...;
+    the shared machine's other runs (a bench's hubprobe-bench-site-...) come
+    and go in the same /tmp while these long tests run.
+    """
+    found = leftovers.count()
+    return dataclasses.replace(found, workdirs=tuple(w for w in found.workdirs if _PID.search(w)))
+
+
+_PID = re.compile(r"/hubprobe-\d+-")
+
+
+def _new(before: leftovers.Leftovers, after: leftovers.Leftovers) -> dict[str, list[object]]:
+    """What is in ``after`` and was not in ``before``, per kind (what vanished is not ours)."""
+    new = {}
+    for field in dataclasses.fields(after):
+        added = sorted(set(getattr(after, field.name)) - set(getattr(before, field.name)))
+        if added:
+            new[field.name] = added
+    return new
+
+
+def settle(before: leftovers.Leftovers, seconds: float = 10) -> dict[str, list[object]]:
+    """What is left that was not there ``before``, once reaping has had its moment; {} is none.
+
+    Only what appeared counts: on this shared machine other runs' dead folders
+    may be removed meanwhile, which is no leftover of ours.
+    """
     deadline = time.monotonic() + seconds
-    after = leftovers.count()
-    while after != before and time.monotonic() < deadline:
+    new = _new(before, count())
+    while new and time.monotonic() < deadline:
         time.sleep(0.2)
-        after = leftovers.count()
-    return after
+        new = _new(before, count())
+    return new

@@ -10,10 +10,11 @@ runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hubprobe import __version__, interrupts
@@ -21,6 +22,8 @@ from hubprobe.errors import ExitCode, HubprobeError, UsageError, exit_help
 from hubprobe.profiles import DEFAULT_PROFILE
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from hubprobe.profiles import Profile
     from hubprobe.sandbox import Backend
     from hubprobe.sandbox.run import RunResult
@@ -207,6 +210,8 @@ def cmd_probes(args: argparse.Namespace) -> int:
     claims = load_claims(Path(args.claims or probes_dir / "claims.toml"))
     profile = load_profile(args.profile)
     probes_for(claims, args.only)  # an unknown claim id is a usage error, before any sandbox
+    if args.hub:
+        return _probes_on_hub(args, claims, probes_dir)
     backend = _backend(args.backend, profile)
     results = None if args.no_save else Path(args.results or probes_dir / "results.json")
     data, runs = run_suite(
@@ -222,17 +227,40 @@ def cmd_probes(args: argparse.Namespace) -> int:
     return ExitCode.FAILED if failed else ExitCode.OK
 
 
+def _probes_on_hub(args: argparse.Namespace, claims: Any, probes_dir: Path) -> int:
+    from pathlib import Path
+
+    from hubprobe.hub.probes import results_name, run_hub_suite
+
+    with _on_hub(args) as (profile, _runner, _where, server):
+        default = probes_dir / "hub-results" / f"{results_name(server.url)}.json"
+        results = None if args.no_save else Path(args.results or default)
+        if results is not None:
+            results.parent.mkdir(parents=True, exist_ok=True)
+        data, runs, skipped = run_hub_suite(
+            claims, probes_dir, server, profile, results_path=results, only=args.only, say=_say
+        )
+    ran = {r.path.stem for r in runs}
+    statuses = [data["claims"][c.id]["status"] for c in claims if c.probe in ran]
+    failed = statuses.count("failed")
+    total = sum(r.wall_seconds for r in runs)
+    _say(
+        f"{len(statuses) - failed} of {len(statuses)} claims verified on {server.url} in "
+        f"{total:.0f} s; {len(skipped)} skipped (they need hubprobe's own sandbox)"
+        + (f"; results in {results}" if results else "")
+    )
+    return ExitCode.FAILED if failed else ExitCode.OK
+
+
 # -- check --------------------------------------------------------------------
 def cmd_check(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from hubprobe.check.report import cell_header, cell_line, summary, write_reports
-    from hubprobe.check.run import check_notebook, folder_size, load_assignment
+    from hubprobe.check.report import write_reports
+    from hubprobe.check.run import load_assignment
     from hubprobe.check.verdict import exit_code
-    from hubprobe.jupyter.cells import CellRun, Outcome
     from hubprobe.output import destination
     from hubprobe.profiles import load_profile
-    from hubprobe.units import format_bytes
 
     # Every argument is checked before a sandbox is made: a typo costs nothing.
     if args.cell_timeout <= 0:
@@ -243,11 +271,39 @@ def cmd_check(args: argparse.Namespace) -> int:
     html_path = destination("--html", args.html)
     if html_path == "-":
         raise UsageError("--html -: an HTML report goes to a file", "give a file name")
-    profile = load_profile(args.profile)
     paths = [Path(p) for p in args.notebooks]
-    for path in paths:
-        load_assignment(path, profile.storage_bytes)
-    backend = _backend(args.backend, profile)
+    for path in paths:  # before any sandbox or hub: a bad notebook costs nothing
+        load_assignment(path, load_profile(args.profile).storage_bytes)
+    if args.hub:
+        with _on_hub(args) as (profile, runner, where, _server):
+            for path in paths:
+                load_assignment(path, profile.storage_bytes)
+            results = _check_all(args, paths, profile, None, runner, where, json_path)
+    else:
+        profile = load_profile(args.profile)
+        for path in paths:
+            load_assignment(path, profile.storage_bytes)
+        backend = _backend(args.backend, profile)
+        where = f"a {backend.name} sandbox"
+        results = _check_all(args, paths, profile, backend, None, where, json_path)
+    write_reports(results, json_path=json_path, html_path=html_path, cell_timeout=args.cell_timeout)
+    return exit_code([r.verdict for r in results])
+
+
+def _check_all(
+    args: argparse.Namespace,
+    paths: list[Path],
+    profile: Profile,
+    backend: Backend | None,
+    runner: Any,
+    where: str,
+    json_path: Any,
+) -> list[Any]:
+    from hubprobe.check.report import cell_header, cell_line, summary
+    from hubprobe.check.run import check_notebook, folder_size
+    from hubprobe.jupyter.cells import CellRun, Outcome
+    from hubprobe.units import format_bytes
+
     live = sys.stderr.isatty()
     # With the JSON report on stdout, the table goes to stderr so stdout stays parseable.
     table = sys.stderr if json_path == "-" else sys.stdout
@@ -264,22 +320,58 @@ def cmd_check(args: argparse.Namespace) -> int:
     results = []
     for path in paths:
         _say(
-            f"{path}: fresh server and kernel in a {backend.name} sandbox, profile {profile.name} "
+            f"{path}: fresh kernel in {where}, profile {profile.name} "
             f"(memory {_fmt(profile.memory_limit_bytes)}, {profile.cpu_limit:g} CPU, home "
             f"{_fmt(profile.storage_bytes)}), with {path.parent.resolve()} "
             f"({format_bytes(folder_size(path.parent), measured=True)}) copied into the home"
         )
         print(f"{path}\n{cell_header()}", file=table, flush=True)
         result = check_notebook(
-            path, profile, backend, cell_timeout=args.cell_timeout, on_cell=done, progress=running
-        )
+            path, profile, backend, cell_timeout=args.cell_timeout, on_cell=done,
+            progress=running, runner=runner,
+        )  # fmt: skip
         results.append(result)
         for cell in result.cells:
             if cell.outcome == Outcome.NOT_RUN:  # after the verdict's cell: listed, not run
                 print(cell_line(cell), file=table)
         print("\n".join(summary(result)) + "\n", file=table, flush=True)
-    write_reports(results, json_path=json_path, html_path=html_path, cell_timeout=args.cell_timeout)
-    return exit_code([r.verdict for r in results])
+    return results
+
+
+@contextlib.contextmanager
+def _on_hub(args: argparse.Namespace) -> Iterator[tuple[Profile, Any, str, Any]]:
+    """The user's server on the hub, its measured profile, and the runner that uses it."""
+    import datetime as dt
+    import functools
+    import tempfile
+    from pathlib import Path
+
+    from hubprobe.hub.api import check_url, read_token
+    from hubprobe.hub.measured import load_measured, measure, profile_toml
+    from hubprobe.hub.runner import run_on_hub
+    from hubprobe.hub.session import hub_server
+    from hubprobe.profiles import load_profile
+
+    check_url(args.hub)
+    read_token(args.token_file)
+    base = load_profile(args.profile)
+    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    with hub_server(args.hub, args.token_file, args.user, say=_say) as server:
+        measured = measure(server.api, server.url, server.user, date)
+        with tempfile.TemporaryDirectory(prefix="hubprobe-") as folder:
+            profile = load_measured(
+                profile_toml(measured, "measured", base), Path(folder), "measured"
+            )
+        _say(
+            f"measured in {server.user}'s server: memory {_fmt(profile.memory_limit_bytes)}, "
+            f"{profile.cpu_limit:g} CPU, home {_fmt(profile.storage_bytes)}"
+        )
+        yield (
+            profile,
+            functools.partial(run_on_hub, server=server),
+            f"{server.user}'s server on {server.url}",
+            server,
+        )
 
 
 # -- hub ----------------------------------------------------------------------
@@ -500,15 +592,23 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Help,
         description="Run each probe notebook through a real Jupyter server in a sandbox "
         "matching the profile, check every claim's expectations, write the executed "
-        "notebooks back and the results file.\n\n"
-        + exit_help([ExitCode.OK, ExitCode.FAILED, *_COMMON_CODES]),
+        "notebooks back and the results file."
+        + "\n\nWith --hub URL the probes run in the user's own server on that hub "
+        "(started if needed, stopped again after), under the limits measured there; "
+        "probes that need hubprobe's own sandbox are skipped, each with its reason.\n\n"
+        + exit_help([ExitCode.OK, ExitCode.FAILED, *_HUB_CODES, *_COMMON_CODES]),
     )
     _add_profile(p)
     _add_backend(p)
+    _add_hub(p)
     p.add_argument("--only", nargs="+", metavar="ID", help="only the probes for these claim ids")
     p.add_argument("--probes-dir", default="probes", help="where the probe notebooks are")
     p.add_argument("--claims", help="the claim registry (default: PROBES_DIR/claims.toml)")
-    p.add_argument("--results", help="results file (default: PROBES_DIR/results.json)")
+    p.add_argument(
+        "--results",
+        help="results file (default: PROBES_DIR/results.json; with --hub, "
+        "PROBES_DIR/hub-results/HOST.json, beside the sandbox's)",
+    )
     p.add_argument(
         "--no-save", action="store_true",
         help="write nothing: neither the executed notebooks nor the results file",
@@ -533,6 +633,11 @@ def build_parser() -> argparse.ArgumentParser:
             A notebook's own hubprobe metadata is ignored: the profile and
             the timeout are the ones given here.
 
+            With --hub URL the notebook runs in the user's own server on that
+            hub instead (started if needed, stopped again after), under the
+            limits measured there, its folder uploaded into a fresh folder
+            of the home and removed afterwards.
+
             profiles: {profiles}
 
             verdicts (several notebooks: the exit status of the worst):
@@ -543,13 +648,14 @@ def build_parser() -> argparse.ArgumentParser:
         + exit_help(
             [
                 ExitCode.OK, ExitCode.TIGHT, ExitCode.TIMEOUT, ExitCode.ERROR, ExitCode.KILLED,
-                *_COMMON_CODES,
+                *_HUB_CODES, *_COMMON_CODES,
             ]
         ),
     )  # fmt: skip
     p.add_argument("notebooks", nargs="+", metavar="NOTEBOOK", help="a .ipynb file")
     _add_profile(p)
     _add_backend(p)
+    _add_hub(p)
     p.add_argument(
         "--cell-timeout", "--timeout", dest="cell_timeout", type=float, default=300.0,
         metavar="S",

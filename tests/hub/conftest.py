@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 
-import leftovers
+import hubtools
 import pytest
 from hubtools import settle, write_profile
 
@@ -39,12 +39,12 @@ def hub_profile(tmp_path_factory: pytest.TempPathFactory) -> Profile:
 
 @pytest.fixture(scope="session")
 def local_hub(hub_profile: Profile) -> Iterator[LocalHub]:
-    before = leftovers.count()
+    before = hubtools.count()
     hub = LocalHub(hub_profile, users=("student", "other"))
     hub.start()
     try:
         yield hub
     finally:
         hub.stop()
-    after = settle(before)
-    assert after == before, f"the local hub left behind: before={before} after={after}"
+    left = settle(before)
+    assert left == {}, f"the local hub left behind: {left}"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import leftovers
+import hubtools
 import pytest
 from hubtools import settle
 
@@ -64,18 +64,18 @@ def test_something_that_is_not_a_hub(tmp_path: Path) -> None:
 
 
 def test_a_wrong_token(local_hub: LocalHub) -> None:
-    before = leftovers.count()
+    before = hubtools.count()
     done = profile_cmd("--hub", local_hub.url, "--user", "student", token="0" * 64)
     one_line(done, ExitCode.HUB_AUTH, "refused the token")
-    assert settle(before) == before
+    assert settle(before) == {}
 
 
 def test_a_user_the_hub_does_not_know(local_hub: LocalHub) -> None:
-    before = leftovers.count()
+    before = hubtools.count()
     done = profile_cmd("--hub", local_hub.url, "--user", "nobody", "--token-file",
                        str(local_hub.token_file))  # fmt: skip
     one_line(done, ExitCode.HUB_NO_SERVER, "no user 'nobody'")
-    assert settle(before) == before
+    assert settle(before) == {}
 
 
 def test_check_url_keeps_the_base() -> None:

@@ -13,6 +13,7 @@ bad argument costs nothing and leaves nothing behind.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import time
@@ -24,7 +25,7 @@ import nbformat
 from hubprobe.check.verdict import Hint, Verdict, hints, judge, stops_check
 from hubprobe.errors import UsageError
 from hubprobe.jupyter.cells import CellRun
-from hubprobe.jupyter.notebook import RAISES, run_notebook
+from hubprobe.jupyter.notebook import RAISES, NotebookRun, run_notebook
 from hubprobe.profiles import Profile
 from hubprobe.sandbox import Backend
 from hubprobe.units import format_bytes
@@ -126,14 +127,19 @@ def _size_in(folder: Path) -> Callable[[str], int | None]:
     return size_of
 
 
+#: Runs one notebook: ``run_notebook`` with a backend, or a hub's runner (hubprobe.hub.runner).
+Runner = Callable[..., NotebookRun]
+
+
 def check_notebook(
     path: Path,
     profile: Profile,
-    backend: Backend,
+    backend: Backend | None,
     *,
     cell_timeout: float,
     on_cell: Callable[[CellRun], None] | None = None,
     progress: Callable[[str], None] | None = None,
+    runner: Runner | None = None,
 ) -> CheckResult:
     """Run ``path`` in a fresh sandbox under ``profile``; the file on disk is not changed.
 
@@ -141,6 +147,8 @@ def check_notebook(
     each cell as it finishes. Raises
     :class:`CheckError` for a notebook that cannot be checked, and
     :class:`~hubprobe.sandbox.SandboxError` when no sandbox can be made.
+    ``runner``: run the notebook elsewhere (a hub's server) instead of in a
+    sandbox made by ``backend``; it takes the same keywords as ``run_notebook``.
     """
     nb = load_assignment(path, profile.storage_bytes)
     allowed = frozenset(
@@ -155,9 +163,12 @@ def check_notebook(
         return stops_check(run, allowed)
 
     started = time.monotonic()
+    if runner is None:
+        assert backend is not None
+        runner = functools.partial(run_notebook, backend=backend)
     try:
-        run = run_notebook(
-            path, profile, backend, cell_timeout=cell_timeout, progress=progress,
+        run = runner(
+            path, profile, cell_timeout=cell_timeout, progress=progress,
             home_files=path.parent, after_cell=after_cell,
         )  # fmt: skip
     except shutil.Error as exc:
@@ -178,7 +189,7 @@ def check_notebook(
     return CheckResult(
         path=path,
         profile=profile,
-        backend=backend.name,
+        backend=run.backend,
         cells=run.cells,
         sources=sources,
         verdict=verdict,

@@ -24,6 +24,7 @@ from jupyterhub.spawner import Spawner
 from traitlets import Unicode
 
 from hubprobe.hub.forward import Forward, tcp_to_unix, unix_to_tcp
+from hubprobe.jupyter.server import LOCAL_URL, SOCKET_ENV, TOKEN_ENV, URL_ENV
 from hubprobe.profiles import Profile, load_profile
 from hubprobe.sandbox import Limits, Sandbox, SandboxError, choose_backend
 
@@ -82,6 +83,11 @@ class ContainerSpawner(Spawner):  # type: ignore[misc]  # traitlets classes are 
             "IPYTHONDIR": f"{home}/.ipython",
             "PYTHONUNBUFFERED": "1",
         }
+        # A probe reaches its own server as under the sandbox runner (hubprobe.probe.server):
+        # over the socket, with the server's own token (scope: access to this server).
+        env[SOCKET_ENV] = f"{inside}/{_SERVER_SOCKET}"
+        env[TOKEN_ENV] = env.get("JUPYTERHUB_API_TOKEN")
+        env[URL_ENV] = LOCAL_URL + str(env.get("JUPYTERHUB_SERVICE_PREFIX") or "/").rstrip("/")
         service = urllib.parse.urlsplit(str(env.get("JUPYTERHUB_SERVICE_URL") or ""))
         # The server listens on the socket only; jupyter_server refuses a socket beside a
         # port other than its default, which the URL's port would set.
