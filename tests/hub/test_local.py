@@ -109,3 +109,23 @@ def test_no_proxy_is_one_line_and_nothing_runs(
     assert missing in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert settle(before) == {}
+
+
+def test_a_server_that_will_not_start_is_one_line(
+    hub_ready: None,  # noqa: ARG001  # skips where no hub can run
+    hub_profile: Profile,
+) -> None:
+    before = hubtools.count()
+    # A spawner that cannot make its sandbox (no such backend): the hub's spawn fails.
+    with LocalHub(hub_profile, backend="no-such-backend") as hub:
+        env = {k: v for k, v in os.environ.items() if k != "JUPYTERHUB_API_TOKEN"}
+        done = subprocess.run(
+            [sys.executable, "-m", "hubprobe", "profile", "--hub", hub.url, "--user", "student",
+             "--token-file", str(hub.token_file)],
+            capture_output=True, text=True, env=env, timeout=300, check=False,
+        )  # fmt: skip
+    assert done.returncode == 10, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert "would not start" in lines[-1], done.stderr
+    assert len([line for line in lines if "would not start" in line]) == 1
+    assert settle(before) == {}
