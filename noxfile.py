@@ -28,6 +28,8 @@ SANDBOX_TOOLS = {
     "runc": "runc",  # the oci backend: a real container, as under a hub's pods
 }
 BROWSER = {"/usr/bin/chromium": "chromium"}
+#: The local hub's proxy: a command -> its npm package (node and npm from Debian).
+HUB_PROXY = {"configurable-http-proxy": "configurable-http-proxy"}
 
 
 def _system_packages(session: nox.Session, needs: dict[str, str]) -> None:
@@ -52,6 +54,21 @@ def _present(tool: str) -> bool:
     return Path(tool).exists() if tool.startswith("/") else shutil.which(tool) is not None
 
 
+def _npm_packages(session: nox.Session, needs: dict[str, str]) -> None:
+    """Install the missing npm packages globally (as root, with npm from Debian), or say how."""
+    missing = sorted({pkg for tool, pkg in needs.items() if not _present(tool)})
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        session.error(
+            f"this session needs {' '.join(missing)} from npm: install it"
+            f" (sudo npm install -g {' '.join(missing)}) and run again"
+        )
+    if shutil.which("npm") is None:
+        _system_packages(session, {"npm": "npm"})
+    session.run("npm", "install", "-g", "--no-fund", "--no-audit", *missing, external=True)
+
+
 LINTED = ["src", "tests", "noxfile.py", "bench", "tools"]
 
 
@@ -68,6 +85,7 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The test suite, real sandbox tests included where a backend works (root here)."""
     _system_packages(session, SANDBOX_TOOLS | BROWSER)
+    _npm_packages(session, HUB_PROXY)  # the hub tests' local JupyterHub
     session.install("-e", ".[test]")
     session.run("hubprobe", "doctor", success_codes=[0, 1])
     session.run("pytest", *session.posargs)
@@ -114,7 +132,7 @@ def screenshots(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Figures: sandbox overhead, probe-suite wall times, site build time."""
+    """Figures: sandbox overhead, probe-suite wall times (sandbox and hub mode), site build."""
     _system_packages(session, SANDBOX_TOOLS)
     session.install("-e", ".[probes,docs]")
     session.run("python", "bench/sandbox_bench.py")
@@ -122,3 +140,9 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench/site_bench.py")
     session.run("python", "bench/notice_bench.py")
     session.run("python", "bench/check_bench.py")
+    if shutil.which("configurable-http-proxy") or os.geteuid() == 0:
+        _npm_packages(session, HUB_PROXY)
+        session.install("-e", ".[probes,hub]")
+        session.run("python", "bench/hub_bench.py")  # hub mode against sandbox mode
+    else:
+        session.log("hub bench skipped: needs root or configurable-http-proxy")

@@ -1,6 +1,7 @@
 """The import rules between hubprobe's folders: lower layers never import higher ones.
 
 cgroup < sandbox < jupyter < claims < site; check uses jupyter and sandbox;
+hub uses jupyter, sandbox, cgroup and claims, and nothing below imports it;
 the CLI sits on top. Every ``hubprobe`` import in ``src`` counts, also those
 inside functions and under ``TYPE_CHECKING``: a lazy import is still a
 dependency.
@@ -36,6 +37,9 @@ ALLOWED: dict[str, set[str]] = {
     "claims": BASE | {"cgroup", "sandbox", "jupyter", "profiles", "probe", "output"},
     "site": BASE | {"claims", "profiles", "output"},
     "check": BASE | {"__init__", "cgroup", "sandbox", "jupyter", "profiles", "output"},
+    # A live JupyterHub: its API, the measured profile, the local hub and its spawner.
+    "hub": BASE
+    | {"__init__", "cgroup", "sandbox", "jupyter", "claims", "profiles", "output", "probe"},
     "cli": set(),  # on top: anything (checked below as the exception)
     "__main__": {"cli"},
 }
@@ -103,6 +107,8 @@ def test_lower_layers_import_nothing_higher(path: Path) -> None:
         ("hubprobe.notice", ("hubprobe.sandbox", "hubprobe.jupyter", "hubprobe.claims")),
         # --version and --help answer before anything heavy.
         ("hubprobe.cli", ("hubprobe.sandbox", "hubprobe.jupyter", "nbformat", "websocket")),
+        # The hub's API client is used from a laptop: it needs no sandbox and no JupyterHub.
+        ("hubprobe.hub.api", ("hubprobe.sandbox", "jupyterhub")),
     ],
 )
 def test_what_an_import_loads(module: str, never: tuple[str, ...]) -> None:

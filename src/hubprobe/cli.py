@@ -10,10 +10,11 @@ runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hubprobe import __version__, interrupts
@@ -21,6 +22,8 @@ from hubprobe.errors import ExitCode, HubprobeError, UsageError, exit_help
 from hubprobe.profiles import DEFAULT_PROFILE
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from hubprobe.profiles import Profile
     from hubprobe.sandbox import Backend
     from hubprobe.sandbox.run import RunResult
@@ -207,6 +210,8 @@ def cmd_probes(args: argparse.Namespace) -> int:
     claims = load_claims(Path(args.claims or probes_dir / "claims.toml"))
     profile = load_profile(args.profile)
     probes_for(claims, args.only)  # an unknown claim id is a usage error, before any sandbox
+    if args.hub:
+        return _probes_on_hub(args, claims, probes_dir)
     backend = _backend(args.backend, profile)
     results = None if args.no_save else Path(args.results or probes_dir / "results.json")
     data, runs = run_suite(
@@ -222,21 +227,35 @@ def cmd_probes(args: argparse.Namespace) -> int:
     return ExitCode.FAILED if failed else ExitCode.OK
 
 
+def _probes_on_hub(args: argparse.Namespace, claims: Any, probes_dir: Path) -> int:
+    from pathlib import Path
+
+    from hubprobe.hub.probes import results_name, run_hub_suite
+
+    with _on_hub(args) as (profile, _runner, _where, server):
+        default = probes_dir / "hub-results" / f"{results_name(server.url)}.json"
+        results = None if args.no_save else Path(args.results or default)
+        if results is not None:
+            results.parent.mkdir(parents=True, exist_ok=True)
+        data, runs, skipped = run_hub_suite(
+            claims, probes_dir, server, profile, results_path=results, only=args.only, say=_say
+        )
+    ran = {r.path.stem for r in runs}
+    statuses = [data["claims"][c.id]["status"] for c in claims if c.probe in ran]
+    failed = statuses.count("failed")
+    total = sum(r.wall_seconds for r in runs)
+    _say(
+        f"{len(statuses) - failed} of {len(statuses)} claims verified on {server.url} in "
+        f"{total:.0f} s; {len(skipped)} skipped (they need hubprobe's own sandbox)"
+        + (f"; results in {results}" if results else "")
+    )
+    return ExitCode.FAILED if failed else ExitCode.OK
+
+
 # -- check --------------------------------------------------------------------
 def cmd_check(args: argparse.Namespace) -> int:
-    import time
-
     from hubprobe.check.course import find_notebooks, parallel_runs
-    from hubprobe.check.report import (
-        cell_header,
-        cell_line,
-        course_table,
-        summary,
-        write_reports,
-    )
-    from hubprobe.check.run import CheckResult, Plan, check_notebook, interrupted_result, prepare
-    from hubprobe.check.verdict import exit_code
-    from hubprobe.jupyter.cells import CellRun, Outcome
+    from hubprobe.check.run import prepare
     from hubprobe.output import destination
     from hubprobe.profiles import load_profile
 
@@ -251,13 +270,40 @@ def cmd_check(args: argparse.Namespace) -> int:
     html_path = destination("--html", args.html)
     if html_path == "-":
         raise UsageError("--html -: an HTML report goes to a file", "give a file name")
-    profile = load_profile(args.profile)
     paths = find_notebooks(args.notebooks)
     opts = {"root": args.root, "python": args.python, "env": args.env}
+    profile = load_profile(args.profile)
+    # Before any sandbox or hub: a bad notebook costs nothing.
     plans = [prepare(path, profile, otter_tests=args.otter_tests, **opts) for path in paths]
-    backend = _backend(args.backend, profile)
-    jobs, why = parallel_runs(profile, len(plans))
-    jobs = min(args.jobs, len(plans)) if args.jobs is not None else jobs
+    with contextlib.ExitStack() as stack:
+        runner: Any = None
+        backend: Backend | None = None
+        if args.hub:
+            profile, runner, where, _server = stack.enter_context(_on_hub(args))
+            plans = [prepare(p, profile, otter_tests=args.otter_tests, **opts) for p in paths]
+            jobs, why = 1, "one at a time on a hub's server"
+        else:
+            backend = _backend(args.backend, profile)
+            where = f"a {backend.name} sandbox"
+        if backend is not None:
+            jobs, why = parallel_runs(profile, len(plans))
+            jobs = min(args.jobs, len(plans)) if args.jobs is not None else jobs
+        return _check_plans(
+            args, plans, profile, backend, runner, where, jobs, why, json_path, html_path
+        )
+
+
+def _check_plans(
+    args: argparse.Namespace, plans: list[Any], profile: Profile, backend: Backend | None,
+    runner: Any, where: str, jobs: int, why: str, json_path: Any, html_path: Any,
+) -> int:  # fmt: skip
+    import time
+
+    from hubprobe.check.report import cell_header, cell_line, course_table, summary, write_reports
+    from hubprobe.check.run import CheckResult, Plan, check_notebook, interrupted_result
+    from hubprobe.check.verdict import exit_code
+    from hubprobe.jupyter.cells import CellRun, Outcome
+
     live = sys.stderr.isatty()
     # With the JSON report on stdout, the table goes to stderr so stdout stays parseable.
     table = sys.stderr if json_path == "-" else sys.stdout
@@ -273,14 +319,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     def intro(plan: Plan) -> str:
         return (
-            f"{plan.path}: fresh server and kernel in a {backend.name} sandbox, profile "
+            f"{plan.path}: fresh server and kernel in {where}, profile "
             f"{profile.name} (memory {_fmt(profile.memory_limit_bytes)}, {profile.cpu_limit:g} "
             f"CPU, home {_fmt(profile.storage_bytes)}), with {plan.layout.describe()} copied "
             f"into the home, the kernel in {plan.layout.kernel_path or 'its top'}; "
             f"{plan.interpreter.describe()}"
         )
 
-    if len(plans) > 1 and jobs > 1:
+    if len(plans) > 1 and jobs > 1 and backend is not None:
         return _check_many(plans, profile, backend, jobs, why, table, check, report)
 
     results: list[CheckResult] = []
@@ -306,14 +352,16 @@ def cmd_check(args: argparse.Namespace) -> int:
         started = time.monotonic()
         try:
             result = check_notebook(
-                plan.path, profile, backend, on_cell=done, progress=running, plan=plan, **check
-            )
+                plan.path, profile, backend, on_cell=done, progress=running, plan=plan,
+                runner=runner, **check,
+            )  # fmt: skip
         except interrupts.Interrupted as exc:
             # The cells measured so far are worth a report: a long run is not lost to Ctrl-C.
             if live:
                 print("\r\033[K", end="", file=sys.stderr, flush=True)
             partial = interrupted_result(
-                plan.path, profile, backend.name, list(measured), signal_name=str(exc),
+                plan.path, profile, backend.name if backend else "hub", list(measured),
+                signal_name=str(exc),
                 wall_seconds=time.monotonic() - started, plan=plan,
             )  # fmt: skip
             print("\n".join(summary(partial)) + "\n", file=table, flush=True)
@@ -372,6 +420,132 @@ def _check_many(
     print("\n".join(course_table(results)), file=table, flush=True)
     report(results)
     return exit_code([r.verdict for r in results])
+
+
+@contextlib.contextmanager
+def _on_hub(args: argparse.Namespace) -> Iterator[tuple[Profile, Any, str, Any]]:
+    """The user's server on the hub, its measured profile, and the runner that uses it."""
+    import datetime as dt
+    import functools
+    import tempfile
+    from pathlib import Path
+
+    from hubprobe.hub.api import check_url, read_token
+    from hubprobe.hub.measured import load_measured, measure, profile_toml
+    from hubprobe.hub.runner import run_on_hub
+    from hubprobe.hub.session import hub_server
+    from hubprobe.profiles import load_profile
+
+    check_url(args.hub)
+    read_token(args.token_file)
+    base = load_profile(args.profile)
+    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    with hub_server(args.hub, args.token_file, args.user, say=_say) as server:
+        measured = measure(server.api, server.url, server.user, date)
+        with tempfile.TemporaryDirectory(prefix="hubprobe-") as folder:
+            profile = load_measured(
+                profile_toml(measured, "measured", base), Path(folder), "measured"
+            )
+        _say(
+            f"measured in {server.user}'s server: memory {_fmt(profile.memory_limit_bytes)}, "
+            f"{profile.cpu_limit:g} CPU, home {_fmt(profile.storage_bytes)}"
+        )
+        yield (
+            profile,
+            functools.partial(run_on_hub, server=server),
+            f"{server.user}'s server on {server.url}",
+            server,
+        )
+
+
+# -- hub ----------------------------------------------------------------------
+def cmd_hub(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hubprobe.hub.local import LocalHub, find_proxy
+    from hubprobe.profiles import load_profile
+    from hubprobe.sandbox import SandboxError
+
+    profile = load_profile(args.profile)
+    find_proxy()
+    token_file = None if args.token_file is None else Path(args.token_file)
+    if token_file is not None and not token_file.parent.is_dir():
+        raise UsageError(f"--token-file {token_file}: no folder to write it in")
+    backend = _backend(args.backend, profile)
+    if backend.name != "oci" and args.backend is None:
+        raise SandboxError(
+            "the local hub's servers need the oci backend, which does not work here",
+            "see hubprobe doctor",
+        )
+    hub = LocalHub(profile, port=args.port, users=tuple(args.user), token_file=token_file,
+                   backend=backend.name)  # fmt: skip
+    try:
+        hub.start()
+        print(f"JupyterHub at {hub.url} (users: {', '.join(args.user)}; any password)")
+        print(f"admin API token in {hub.token_file} (readable only by you)", flush=True)
+        _say(f"servers run in {backend.name} containers, profile {profile.name}; Ctrl-C stops all")
+        code = hub.wait()
+        _say(f"jupyterhub ended ({code}): {hub.log_tail(3)}")
+        return ExitCode.HUB_UNREACHABLE
+    finally:
+        hub.stop()
+
+
+# -- profile --hub --------------------------------------------------------------
+def cmd_profile(args: argparse.Namespace) -> int:
+    import datetime as dt
+    import tempfile
+    from pathlib import Path
+
+    from hubprobe.files import write_atomic
+    from hubprobe.hub.api import check_url, read_token
+    from hubprobe.hub.measured import compare, load_measured, measure, profile_toml
+    from hubprobe.hub.session import hub_server
+    from hubprobe.output import destination
+    from hubprobe.profiles import load_profile
+
+    check_url(args.hub)
+    read_token(args.token_file)  # a missing token is a usage error before any request
+    dest = destination("--output", args.output)
+    other = load_profile(args.compare) if args.compare else None
+    base = other or load_profile(DEFAULT_PROFILE)
+    name = Path(dest).stem if isinstance(dest, Path) else "measured"
+    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    with hub_server(args.hub, args.token_file, args.user, say=_say) as server:
+        measured = measure(server.api, server.url, server.user, date)
+    text = profile_toml(measured, name, base)
+    with tempfile.TemporaryDirectory(prefix="hubprobe-") as folder:
+        profile = load_measured(text, Path(folder), name)  # checked as every profile is
+    if dest == "-":
+        sys.stdout.write(text)
+    elif isinstance(dest, Path):
+        write_atomic(dest, text)
+        _say(f"wrote {dest}")
+    if other is None:
+        return ExitCode.OK
+    differences = compare(profile, other)
+    for line in differences:
+        print(line, file=sys.stderr if dest == "-" else sys.stdout)
+    if differences:
+        _say(f"{len(differences)} value(s) differ from {other.path}")
+        return ExitCode.DIFFERS
+    _say(f"every measured value matches {other.path}")
+    return ExitCode.OK
+
+
+def _add_hub(p: argparse.ArgumentParser, *, required: bool = False) -> None:
+    p.add_argument(
+        "--hub", metavar="URL", required=required,
+        help="a JupyterHub's address: run there, in the user's own server",
+    )  # fmt: skip
+    p.add_argument("--user", metavar="NAME", help="whose server (default: the token's user)")
+    p.add_argument(
+        "--token-file", metavar="FILE",
+        help="a file holding the hub API token (default: $JUPYTERHUB_API_TOKEN; never on argv)",
+    )  # fmt: skip
+
+
+_HUB_CODES = (ExitCode.HUB_UNREACHABLE, ExitCode.HUB_AUTH, ExitCode.HUB_NO_SERVER)
 
 
 # -- parser -------------------------------------------------------------------
@@ -502,15 +676,23 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Help,
         description="Run each probe notebook through a real Jupyter server in a sandbox "
         "matching the profile, check every claim's expectations, write the executed "
-        "notebooks back and the results file.\n\n"
-        + exit_help([ExitCode.OK, ExitCode.FAILED, *_COMMON_CODES]),
+        "notebooks back and the results file."
+        + "\n\nWith --hub URL the probes run in the user's own server on that hub "
+        "(started if needed, stopped again after), under the limits measured there; "
+        "probes that need hubprobe's own sandbox are skipped, each with its reason.\n\n"
+        + exit_help([ExitCode.OK, ExitCode.FAILED, *_HUB_CODES, *_COMMON_CODES]),
     )
     _add_profile(p)
     _add_backend(p)
+    _add_hub(p)
     p.add_argument("--only", nargs="+", metavar="ID", help="only the probes for these claim ids")
     p.add_argument("--probes-dir", default="probes", help="where the probe notebooks are")
     p.add_argument("--claims", help="the claim registry (default: PROBES_DIR/claims.toml)")
-    p.add_argument("--results", help="results file (default: PROBES_DIR/results.json)")
+    p.add_argument(
+        "--results",
+        help="results file (default: PROBES_DIR/results.json; with --hub, "
+        "PROBES_DIR/hub-results/HOST.json, beside the sandbox's)",
+    )
     p.add_argument(
         "--no-save", action="store_true",
         help="write nothing: neither the executed notebooks nor the results file",
@@ -542,6 +724,11 @@ def build_parser() -> argparse.ArgumentParser:
             A notebook's own hubprobe metadata is ignored: the profile and
             the timeout are the ones given here.
 
+            With --hub URL the notebook runs in the user's own server on that
+            hub instead (started if needed, stopped again after), under the
+            limits measured there, its folder uploaded into a fresh folder
+            of the home and removed afterwards.
+
             profiles: {profiles}
 
             verdicts (several notebooks: the exit status of the worst):
@@ -552,7 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
         + exit_help(
             [
                 ExitCode.OK, ExitCode.TIGHT, ExitCode.TIMEOUT, ExitCode.ERROR, ExitCode.KILLED,
-                *_COMMON_CODES,
+                *_HUB_CODES, *_COMMON_CODES,
             ]
         ),
     )  # fmt: skip
@@ -563,6 +750,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     _add_profile(p)
     _add_backend(p)
+    _add_hub(p)
     p.add_argument(
         "--cell-timeout", "--timeout", dest="cell_timeout", type=float, default=300.0,
         metavar="S",
@@ -613,11 +801,52 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a self-contained HTML report with a chart of memory across the cells",
     )  # fmt: skip
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "hub",
+        help="a real JupyterHub on 127.0.0.1 whose servers run in containers with a profile",
+        formatter_class=_Help,
+        description="Start JupyterHub on 127.0.0.1 (dummy login, configurable-http-proxy) "
+        "with a spawner that starts each user's server in a hubprobe container with the "
+        "profile's limits. Writes an admin API token to a file only you can read, prints "
+        "the URL and that file, and on Ctrl-C stops every server and the proxy.\n\n"
+        + exit_help([ExitCode.HUB_UNREACHABLE, *_COMMON_CODES]),
+    )
+    _add_profile(p)
+    _add_backend(p)
+    p.add_argument("--port", type=int, default=8000, help="the hub's port (default: 8000)")
+    p.add_argument(
+        "--user", action="append", metavar="NAME",
+        help="a user who may log in (repeat for more; default: student)",
+    )  # fmt: skip
+    p.add_argument("--token-file", metavar="FILE", help="where to write the admin API token")
+    p.set_defaults(func=cmd_hub)
+
+    p = sub.add_parser(
+        "profile",
+        help="measure a hub's limits in a user's server; write them as a profile, or compare",
+        formatter_class=_Help,
+        description="Read the limits inside a user's server on a live hub (cgroup memory "
+        "limit and OOM scope, CPU quota, pids limit, home size, MEM_LIMIT/CPU_LIMIT, the "
+        "node's CPUs and memory, the default interface) and write them as a profile TOML "
+        "whose sources say where and when they were measured. --compare lists each value "
+        "that differs from a profile: a drift alarm for a hub's CI. A server that was not "
+        "running is started for the measurement and stopped again.\n\n"
+        + exit_help([ExitCode.OK, ExitCode.DIFFERS, *_HUB_CODES, *_COMMON_CODES]),
+    )
+    _add_hub(p, required=True)
+    p.add_argument("--output", "-o", metavar="FILE", default="-",
+                   help="where to write the profile (default: standard output)")  # fmt: skip
+    p.add_argument("--compare", metavar="PROFILE",
+                   help="a profile name or TOML file to compare the measured values with")  # fmt: skip
+    p.set_defaults(func=cmd_profile)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "cmd", "") == "hub" and not args.user:
+        args.user = ["student"]
     if args.profiles:
         os.environ["HUBPROBE_PROFILES"] = args.profiles
     interrupts.install()

@@ -28,6 +28,14 @@ class ExitCode(enum.IntEnum):
     TIMEOUT = 4
     ERROR = 5
     KILLED = 6
+    #: profile --compare: a measured value differs from the profile's.
+    DIFFERS = 7
+    #: --hub: no JupyterHub answers at the URL (a bad URL, a refused connection, not a hub).
+    HUB_UNREACHABLE = 8
+    #: --hub: the hub refused the token (wrong, expired, or without the scopes needed).
+    HUB_AUTH = 9
+    #: --hub: no such user, or the user's server is not running and would not start.
+    HUB_NO_SERVER = 10
     #: sandbox: the command was stopped at --timeout (as coreutils' timeout).
     COMMAND_TIMEOUT = 124
     #: No sandbox could be made here (see ``hubprobe doctor``), as ``docker run`` uses 125.
@@ -48,6 +56,11 @@ _MEANING = {
     ExitCode.TIMEOUT: "timeout: a cell ran longer than --cell-timeout",
     ExitCode.ERROR: "error: a cell raised an exception (not tagged raises-exception)",
     ExitCode.KILLED: "killed: the kernel was killed (out of memory) during a cell",
+    ExitCode.DIFFERS: "a measured value differs from the compared profile (each is listed)",
+    ExitCode.HUB_UNREACHABLE: "no JupyterHub answers at the URL (bad URL, connection refused,"
+    " not a hub, or the local hub would not start)",
+    ExitCode.HUB_AUTH: "the hub refused the token (wrong or expired, or without the scopes)",
+    ExitCode.HUB_NO_SERVER: "no such user on the hub, or the user's server would not start",
     ExitCode.COMMAND_TIMEOUT: "the command was stopped at --timeout",
     ExitCode.NO_SANDBOX: "no sandbox could be made here (see hubprobe doctor)",
     ExitCode.SIGHUP: "hubprobe's terminal went away (SIGHUP); everything was torn down",

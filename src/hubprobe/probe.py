@@ -40,10 +40,11 @@ def record(**figures: Any) -> None:
 
 def server() -> ServerAPI:
     """The REST API of the Jupyter server this kernel belongs to."""
-    from hubprobe.jupyter.server import LOCAL_URL, SOCKET_ENV, TOKEN_ENV
+    from hubprobe.jupyter.server import LOCAL_URL, SOCKET_ENV, TOKEN_ENV, URL_ENV
 
+    url = os.environ.get(URL_ENV, LOCAL_URL)
     try:
-        return ServerAPI(LOCAL_URL, os.environ[TOKEN_ENV], socket_path=os.environ[SOCKET_ENV])
+        return ServerAPI(url, os.environ[TOKEN_ENV], socket_path=os.environ[SOCKET_ENV])
     except KeyError:
         raise RuntimeError("not running under hubprobe's runner: no server URL/token") from None
 

@@ -19,6 +19,7 @@ sandbox is made, so a bad argument costs nothing and leaves nothing behind.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import shutil
 import time
 from collections.abc import Callable
@@ -50,7 +51,7 @@ from hubprobe.check.verdict import (
 )
 from hubprobe.errors import UsageError
 from hubprobe.jupyter.cells import KERNEL_DIED, CellRun, Outcome
-from hubprobe.jupyter.notebook import RAISES, read_quietly, run_notebook
+from hubprobe.jupyter.notebook import RAISES, NotebookRun, read_quietly, run_notebook
 from hubprobe.profiles import Profile
 from hubprobe.sandbox import Backend
 
@@ -209,6 +210,10 @@ def _size_in(folder: Path) -> Callable[[str], int | None]:
     return size_of
 
 
+#: Runs one notebook: ``run_notebook`` with a backend, or a hub's runner (hubprobe.hub.runner).
+Runner = Callable[..., NotebookRun]
+
+
 def _renumber(run: CellRun, numbers: dict[int, int]) -> CellRun:
     return dataclasses.replace(run, index=numbers.get(run.index, run.index))
 
@@ -235,7 +240,7 @@ def _module_hints(cells: list[CellRun], interpreter: Interpreter) -> list[Hint]:
 def check_notebook(
     path: Path,
     profile: Profile,
-    backend: Backend,
+    backend: Backend | None,
     *,
     cell_timeout: float,
     on_cell: Callable[[CellRun], None] | None = None,
@@ -244,6 +249,7 @@ def check_notebook(
     after_kill: str = "stop",
     plan: Plan | None = None,
     hub_cpus: bool = False,
+    runner: Runner | None = None,
 ) -> CheckResult:
     """Run ``path`` in a fresh sandbox under ``profile``; the file on disk is not changed.
 
@@ -255,6 +261,8 @@ def check_notebook(
     many workers as there (see :func:`~hubprobe.check.environment.worker_counts`).
     Raises :class:`CheckError` for a notebook that cannot be checked, and
     :class:`~hubprobe.sandbox.SandboxError` when no sandbox can be made.
+    ``runner``: run the notebook elsewhere (a hub's server) instead of in a
+    sandbox made by ``backend``; it takes the same keywords as ``run_notebook``.
     """
     if after_kill not in AFTER_KILL:
         raise CheckError(f"--after-kill {after_kill}: choose one of {', '.join(AFTER_KILL)}")
@@ -286,9 +294,12 @@ def check_notebook(
     interp = plan.interpreter
     workers = worker_counts(profile.cpu_limit, profile.node_cpus, hub_cpus)
     started = time.monotonic()
+    if runner is None:
+        assert backend is not None
+        runner = functools.partial(run_notebook, backend=backend)
     try:
-        run = run_notebook(
-            path, profile, backend, cell_timeout=cell_timeout, progress=told,
+        run = runner(
+            path, profile, cell_timeout=cell_timeout, progress=told,
             home_files=plan.layout.root, home_only=plan.layout.files, after_cell=after_cell,
             notebook=nb, keep_going=keep_going, after_code=after_code,
             kernel_name=interp.kernel_name, kernel_path=plan.layout.kernel_path,
@@ -316,7 +327,7 @@ def check_notebook(
     return CheckResult(
         path=path,
         profile=profile,
-        backend=backend.name,
+        backend=run.backend,
         cells=cells,
         sources=sources,
         verdict=verdict,

@@ -15,6 +15,7 @@ import json
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from typing import Any
@@ -66,8 +67,9 @@ class ServerAPI:
     """REST calls with the server's token; errors carry the server's own message.
 
     ``socket_path``: the server listens on a Unix socket (a sandboxed server,
-    which has no network the host could reach); ``url`` then only names it.
-    Without it, ``url`` is a real HTTP(S) address (a hub).
+    which has no network the host could reach); ``url`` then only names it,
+    and its path is the server's base path (``/user/NAME`` behind a hub).
+    Without it, ``url`` is a real HTTP(S) address (a hub's ``/user/NAME``).
     """
 
     def __init__(
@@ -85,8 +87,9 @@ class ServerAPI:
         data = None if body is None else json.dumps(body).encode()
         if self.socket_path is not None:
             conn = _UnixConnection(self.socket_path, self.timeout)
+            base = urllib.parse.urlsplit(self.url).path
             try:
-                conn.request(method, path, body=data, headers=self._headers())
+                conn.request(method, base + path, body=data, headers=self._headers())
                 resp = conn.getresponse()
                 status, text = resp.status, resp.read().decode(errors="replace")
             finally:

@@ -15,14 +15,26 @@ import enum
 import json
 import re
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import websocket
 
 from hubprobe.jupyter.api import ApiError, KernelSocket, ServerAPI
-from hubprobe.sandbox import Sandbox
+from hubprobe.sandbox import Reading
 
-__all__ = ["KERNEL_DIED", "CellRun", "Outcome", "execute_cell", "wait_usable"]
+__all__ = ["KERNEL_DIED", "CellRun", "Meter", "Outcome", "execute_cell", "wait_usable"]
+
+
+class Meter(Protocol):
+    """Where a cell's memory, CPU and OOM kills are read: the sandbox's cgroup, or, on a
+    hub, the server's own cgroup read from inside it (:mod:`hubprobe.hub.meter`).
+
+    A meter whose readings cost something says how often to sample in a
+    ``sample_seconds`` attribute (default :data:`SAMPLE_SECONDS`)."""
+
+    def reading(self) -> Reading: ...
+
+    def reset_peak(self) -> bool: ...
 
 
 class Outcome(enum.StrEnum):
@@ -111,7 +123,7 @@ def _to_output(msg_type: str, content: dict[str, Any]) -> dict[str, Any]:
 
 
 def execute_cell(
-    sandbox: Sandbox,
+    meter: Meter,
     api: ServerAPI,
     sock: KernelSocket,
     index: int,
@@ -121,8 +133,8 @@ def execute_cell(
 ) -> CellRun:
     """Run ``source``; returns when it finished, was killed, or timed out."""
     run = CellRun(index=index, outcome=Outcome.OK)
-    sandbox.reset_peak()
-    before = sandbox.reading()
+    meter.reset_peak()
+    before = meter.reading()
     start = time.monotonic()
     msg_id = sock.execute_request(source)
     idle = replied = False
@@ -132,11 +144,11 @@ def execute_cell(
     while not (idle and replied):
         now = time.monotonic()
         if now >= next_sample:
-            sample = sandbox.reading()
+            sample = meter.reading()
             run.memory_samples.append((round(now - start, 2), sample.memory_bytes))
             working_set = max(working_set, sample.working_set_bytes)
             cache = max(cache, sample.memory_bytes - sample.working_set_bytes)
-            next_sample = now + SAMPLE_SECONDS
+            next_sample = now + getattr(meter, "sample_seconds", SAMPLE_SECONDS)
         if now - start > timeout:
             run.outcome = Outcome.TIMEOUT
             break
@@ -185,7 +197,7 @@ def execute_cell(
             if kind == "error":
                 run.outcome = Outcome.ERROR
                 run.error_name = content.get("ename")
-    after = sandbox.reading()
+    after = meter.reading()
     run.wall_seconds = time.monotonic() - start
     run.cpu_seconds = after.cpu_seconds - before.cpu_seconds
     run.throttled_seconds = after.throttled_seconds - before.throttled_seconds

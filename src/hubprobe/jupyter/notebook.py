@@ -8,6 +8,7 @@ Anything else that goes wrong is a failure, listed with the cell number.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.metadata
 import platform
@@ -22,13 +23,20 @@ from typing import Any
 import nbformat
 import websocket
 
-from hubprobe.jupyter.api import KernelSocket
-from hubprobe.jupyter.cells import KERNEL_DIED, CellRun, Outcome, execute_cell, wait_usable
+from hubprobe.jupyter.api import ApiError, KernelSocket, ServerAPI
+from hubprobe.jupyter.cells import (
+    KERNEL_DIED,
+    CellRun,
+    Meter,
+    Outcome,
+    execute_cell,
+    wait_usable,
+)
 from hubprobe.jupyter.server import JupyterServer
 from hubprobe.profiles import Profile
 from hubprobe.sandbox import Backend, Limits
 
-__all__ = ["NotebookRun", "read_quietly", "run_notebook"]
+__all__ = ["NotebookRun", "aggregate", "read_quietly", "run_cells", "run_notebook", "versions"]
 
 EXPECT_KILL = "expect-kill"
 RAISES = "raises-exception"
@@ -58,7 +66,7 @@ class NotebookRun:
         return not self.failures
 
 
-def _versions(kernel_info: dict[str, Any] | None, server_version: str) -> dict[str, str]:
+def versions(kernel_info: dict[str, Any] | None, server_version: str) -> dict[str, str]:
     def dist(name: str) -> str:
         try:
             return importlib.metadata.version(name)
@@ -77,7 +85,7 @@ def _versions(kernel_info: dict[str, Any] | None, server_version: str) -> dict[s
     }
 
 
-def _aggregate(cells: list[CellRun], server_alive: bool) -> dict[str, Any]:
+def aggregate(cells: list[CellRun], server_alive: bool) -> dict[str, Any]:
     """The runner's own figures, beside what the probe recorded."""
     killed = [c for c in cells if c.outcome in KERNEL_DIED]
     first = killed[0] if killed else None
@@ -152,10 +160,7 @@ def run_notebook(
         profile = dataclasses.replace(profile, **meta["profile"])
     unset: dict[str, str | None] = dict.fromkeys(meta.get("unset_env", []))
     unset.update(env or {})
-    say = progress or (lambda _msg: None)
     started = time.monotonic()
-    cells: list[CellRun] = []
-    failures: list[str] = []
     with backend.create(Limits.from_profile(profile), expose=expose) as sandbox:
         logdir = sandbox.scratch  # goes with the sandbox, also when hubprobe is killed
         seed = _seed_home(
@@ -164,13 +169,67 @@ def run_notebook(
         )  # fmt: skip
         server = JupyterServer(sandbox, logdir / "server.log", env=unset, seed=seed)
         api = server.start()
-        kernel_id = api.start_kernel(kernel_name, kernel_path)
-        sock: KernelSocket | None = api.connect(kernel_id)
-        assert sock is not None
-        info = sock.kernel_info(timeout=60)
-        startup = time.monotonic() - started
-        stop = False
-        closing_output: str | None = None
+        cells, failures, info, startup, closing_output = run_cells(
+            nb, api, sandbox, server.alive, started=started, cell_timeout=cell_timeout,
+            progress=progress, after_cell=after_cell, probe=probe, keep_going=keep_going,
+            kernel_name=kernel_name, kernel_path=kernel_path, after_code=after_code,
+            closing_code=closing_code,
+        )  # fmt: skip
+        alive = server.alive()
+    figures = aggregate(cells, alive)
+    return NotebookRun(
+        path=path,
+        cells=cells,
+        failures=failures,
+        figures=figures,
+        versions=versions(info, server.version),
+        backend=backend.name,
+        profile=profile.name,
+        effective_profile=profile,
+        wall_seconds=time.monotonic() - started,
+        startup_seconds=startup,
+        notebook=nb,
+        closing_output=closing_output,
+    )
+
+
+def run_cells(
+    nb: nbformat.NotebookNode,
+    api: ServerAPI,
+    meter: Meter,
+    server_alive: Callable[[], bool],
+    *,
+    started: float,
+    cell_timeout: float = 120.0,
+    progress: Callable[[str], None] | None = None,
+    after_cell: Callable[[CellRun], bool] | None = None,
+    probe: bool = False,
+    keep_going: bool = False,
+    kernel_name: str = "python3",
+    kernel_path: str = "",
+    after_code: Callable[[CellRun, str], str | None] | None = None,
+    closing_code: str | None = None,
+    delete_kernel: bool = False,
+) -> tuple[list[CellRun], list[str], dict[str, Any] | None, float, str | None]:
+    """Run ``nb``'s code cells in a new kernel of ``api``'s server (see run_notebook).
+
+    The same for a sandboxed server and a hub's: ``meter`` reads memory, CPU
+    and OOM kills where they can be read, ``server_alive`` says whether the
+    server is still there. The cells' outputs and metadata are written into
+    ``nb``. Returns (cells, failures, kernel_info, seconds from ``started``
+    until the kernel answered, the closing code's output).
+    """
+    say = progress or (lambda _msg: None)
+    cells: list[CellRun] = []
+    failures: list[str] = []
+    kernel_id = api.start_kernel(kernel_name, kernel_path)
+    sock: KernelSocket | None = api.connect(kernel_id)
+    assert sock is not None
+    info = sock.kernel_info(timeout=60)
+    startup = time.monotonic() - started
+    stop = False
+    closing_output: str | None = None
+    try:
         for index, cell in enumerate(nb.cells, start=1):
             if cell.cell_type != "code" or stop or sock is None:
                 if cell.cell_type == "code":
@@ -183,7 +242,7 @@ def run_notebook(
                 else cell_timeout
             )
             say(f"cell {index}")
-            run = execute_cell(sandbox, api, sock, index, cell.source, timeout, server.alive)
+            run = execute_cell(meter, api, sock, index, cell.source, timeout, server_alive)
             if run.outcome == Outcome.KILLED:
                 returned = time.monotonic()
                 sock.close()
@@ -209,26 +268,15 @@ def run_notebook(
                 stop = run.outcome in STOPPING and not (run.outcome == "error" and RAISES in tags)
             if after_cell is not None and after_cell(run):
                 stop = True
-        if closing_code and sock is not None and server.alive():
+        if closing_code and sock is not None and server_alive():
             closing_output = _silently(sock, closing_code)
-        alive = server.alive()
+    finally:
         if sock is not None:
             sock.close()
-    figures = _aggregate(cells, alive)
-    return NotebookRun(
-        path=path,
-        cells=cells,
-        failures=failures,
-        figures=figures,
-        versions=_versions(info, server.version),
-        backend=backend.name,
-        profile=profile.name,
-        effective_profile=profile,
-        wall_seconds=time.monotonic() - started,
-        startup_seconds=startup,
-        notebook=nb,
-        closing_output=closing_output,
-    )
+        if delete_kernel:  # a hub's server outlives the run; a sandbox's does not
+            with contextlib.suppress(ApiError, OSError):
+                api.delete_kernel(kernel_id)
+    return cells, failures, info, startup, closing_output
 
 
 def read_quietly(path: Path) -> nbformat.NotebookNode:

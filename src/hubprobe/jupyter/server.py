@@ -20,11 +20,13 @@ from pathlib import Path
 from hubprobe.jupyter.api import ApiError, ServerAPI
 from hubprobe.sandbox import Sandbox, SandboxError
 
-__all__ = ["SOCKET_ENV", "TOKEN_ENV", "JupyterServer"]
+__all__ = ["SOCKET_ENV", "TOKEN_ENV", "URL_ENV", "JupyterServer"]
 
 #: What a probe inside needs to reach its own server (kernels inherit the server's environment).
 SOCKET_ENV = "HUBPROBE_SERVER_SOCKET"
 TOKEN_ENV = "HUBPROBE_SERVER_TOKEN"
+#: The server's base URL when it has one (a hub's /user/NAME/); else LOCAL_URL.
+URL_ENV = "HUBPROBE_SERVER_URL"
 #: The URL's only job over a Unix socket: the Host header and the websocket's scheme.
 LOCAL_URL = "http://localhost"
 

@@ -1,0 +1,77 @@
+"""``hubprobe probes --hub`` for real: each claim's outcome equals its sandbox outcome.
+
+A subset (the storage and out-of-memory probes, and one that only the
+sandbox can run) to keep the test session short; ``nox -s bench`` runs
+every probe that can run on a hub, in both modes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from hubprobe.hub.local import LocalHub
+from hubprobe.profiles import Profile
+
+PROBES = Path(__file__).parents[2] / "probes"
+ONLY = ["storage-limit", "oom-kernel-restarts", "memory-indicator-no-limit"]
+
+
+def probes(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "JUPYTERHUB_API_TOKEN"}
+    return subprocess.run(
+        [sys.executable, "-m", "hubprobe", "probes", *args],
+        capture_output=True, text=True, env=env, timeout=900, check=False,
+    )  # fmt: skip
+
+
+def test_claims_on_the_hub_match_the_sandbox(
+    local_hub: LocalHub, hub_profile: Profile, tmp_path: Path
+) -> None:
+    committed = hashlib.sha256((PROBES / "results.json").read_bytes()).hexdigest()
+    copy = tmp_path / "probes"
+    shutil.copytree(PROBES, copy)
+    local = probes("--profile", str(hub_profile.path), "--probes-dir", str(copy),
+                   "--results", str(tmp_path / "local.json"), "--only", *ONLY)  # fmt: skip
+    on_hub = probes("--hub", local_hub.url, "--user", "student", "--token-file",
+                    str(local_hub.token_file), "--probes-dir", str(copy), "--only", *ONLY)  # fmt: skip
+    assert on_hub.returncode == local.returncode, on_hub.stderr
+    here = json.loads((tmp_path / "local.json").read_text())["claims"]
+    (hub_file,) = (copy / "hub-results").glob("*.json")
+    assert hub_file.name == local_hub.url.split("://")[1].replace(":", "-") + ".json"
+    hub = json.loads(hub_file.read_text())
+    ran = {c: v["status"] for c, v in hub["claims"].items()}
+    assert ran == {c: here[c]["status"] for c in ran}
+    assert set(ran) >= {"storage-limit", "oom-kernel-restarts", "oom-no-memory-message"}
+    assert "verified" in ran.values()
+    # The one only the sandbox can run is skipped on the hub, with its reason.
+    assert "memory-indicator-no-limit" not in ran
+    assert "without MEM_LIMIT" in hub["skipped"]["memory-indicator-no-limit"]["reason"]
+    assert here["memory-indicator-no-limit"]["status"] == "verified"
+    # Provenance: where, who, what was measured; and the token is not in it.
+    assert hub["hub"]["url"] == local_hub.url
+    assert hub["hub"]["user"] == "student"
+    assert hub["hub"]["profile"]["memory_limit_bytes"] == hub_profile.memory_limit_bytes
+    assert local_hub.token not in hub_file.read_text()
+    assert all(local_hub.token not in nb.read_text() for nb in copy.glob("*.ipynb"))
+    # The sandbox's committed results are untouched.
+    assert hashlib.sha256((PROBES / "results.json").read_bytes()).hexdigest() == committed
+
+
+def test_skip_reasons(hub_profile: Profile) -> None:
+    from hubprobe.hub.probes import results_name, skip_reason
+
+    assert skip_reason({}, hub_profile) is None
+    assert "without MEM_LIMIT" in str(skip_reason({"unset_env": ["MEM_LIMIT"]}, hub_profile))
+    assert "hubprobe.notice" in str(
+        skip_reason({"ipython_extensions": ["hubprobe.notice"]}, hub_profile)
+    )
+    whole = {"profile": {"oom_scope": "container"}}
+    assert "measured 'process'" in str(skip_reason(whole, hub_profile))
+    assert skip_reason({"profile": {"oom_scope": "process"}}, hub_profile) is None
+    assert results_name("https://hub.example/prefix/") == "hub.example-prefix"
