@@ -46,6 +46,8 @@ def upload_folder(
         made: set[str] = set()
         for name in only:
             parts = Path(name).parts
+            if any(part.startswith(".") for part in parts):
+                continue  # the contents API refuses hidden files; a notebook rarely reads them
             for depth in range(1, len(parts)):
                 sub = "/".join(parts[:depth])
                 if sub not in made:
