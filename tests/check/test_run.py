@@ -322,3 +322,26 @@ def test_a_failed_network_call_is_said_to_work_on_the_hub(tmp_path: Path, small:
     (hint,) = [h for h in report["notebooks"][0]["hints"] if h["kind"] == "network"]
     assert hint["cell"] == 2
     assert "on the hub this cell would have reached the internet" in hint["text"]
+
+
+@pytest.mark.sandbox
+def test_a_notebooks_own_metadata_cannot_lift_the_profile(tmp_path: Path) -> None:
+    """The notebook asks for 8 GiB and a long timeout; check keeps the 2 GiB profile."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["hubprobe"] = {"profile": {"memory_limit_bytes": 8 << 30}}
+    nb.cells = [
+        nbformat.v4.new_code_cell("import numpy as np"),
+        nbformat.v4.new_code_cell(
+            "x = np.ones(3 * 2**30 // 8)  # 3 GiB", metadata={"hubprobe": {"timeout": 3600}}
+        ),
+    ]
+    path = tmp_path / "greedy.ipynb"
+    nbformat.write(nb, path)
+    result = hubprobe(
+        str(path), "--profile", "curriculum-guide", "--json", str(tmp_path / "r.json")
+    )
+    assert result.returncode == 6, result.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    (notebook,) = report["notebooks"]
+    assert (notebook["verdict"], notebook["at_cell"]) == ("killed", 2)
+    assert report["profile"]["memory_limit_bytes"] == 2 << 30
