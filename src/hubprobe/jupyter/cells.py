@@ -185,6 +185,11 @@ def execute_cell(
             idle = content.get("execution_state") == "idle"
         elif kind == "execute_reply":
             replied = True
+            if content.get("status") == "error" and run.outcome == Outcome.OK:
+                # The reply says it raised though no error output came: right after a
+                # restart the first iopub messages can be lost (field notes).
+                run.outcome = Outcome.ERROR
+                run.error_name = content.get("ename")
             # Only a reply numbers the cell, as in JupyterLab: a killed cell shows [ ].
             run.execution_count = content.get("execution_count")
         elif kind in OUTPUT_TYPES:
