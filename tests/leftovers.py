@@ -118,3 +118,16 @@ def count(tmp_root: Path | None = None) -> Leftovers:
         containers=tuple(sorted(filter(_ours, _containers()))),
         records=tuple(sorted(filter(_ours, _records()))),
     )
+
+
+def processes_running(*argv: str) -> list[int]:
+    """Pids of the processes whose command line starts with ``argv`` (a marker command)."""
+    want = [a.encode() for a in argv]
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes().split(b"\0")[: len(want)] == want:
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found

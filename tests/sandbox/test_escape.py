@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import leftovers
 import nbformat
 import pytest
 
@@ -130,14 +131,7 @@ def program(name: str, targets: dict[str, object]) -> str:
 
 
 def daemons() -> list[int]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if cmdline.read_bytes().split(b"\0")[:2] == [b"sleep", MARK.encode()]:
-                found.append(int(cmdline.parent.name))
-        except OSError:
-            continue
-    return found
+    return leftovers.processes_running("sleep", MARK)
 
 
 @pytest.fixture(scope="module")

@@ -37,14 +37,7 @@ def start(*args: str) -> subprocess.Popen[str]:
 
 def sleepers() -> list[int]:
     """The `sleep MARK` processes started inside a sandbox."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if cmdline.read_bytes().split(b"\0")[:2] == [b"sleep", MARK.encode()]:
-                found.append(int(cmdline.parent.name))
-        except OSError:
-            continue
-    return found
+    return leftovers.processes_running("sleep", MARK)
 
 
 def records_of(pid: int) -> list[registry.Record]:
