@@ -22,10 +22,11 @@ from hubprobe.check.verdict import TIGHT_FRACTION, heaviest_by_memory, heaviest_
 from hubprobe.jupyter.cells import KERNEL_DIED, CellRun
 from hubprobe.units import format_bytes
 
-__all__ = ["html_report", "memory_chart", "work_line"]
+__all__ = ["html_report", "memory_chart", "outcome_text", "work_line", "working_bytes"]
 
 
-def _outcome(c: CellRun) -> str:
+def outcome_text(c: CellRun) -> str:
+    """A cell's outcome as the terminal table and the HTML page both say it."""
     if c.outcome == "error":
         return f"error {c.error_name}"
     if c.outcome in KERNEL_DIED:
@@ -33,7 +34,8 @@ def _outcome(c: CellRun) -> str:
     return "not run" if c.outcome == "not-run" else c.outcome
 
 
-def _working(c: CellRun) -> int:
+def working_bytes(c: CellRun) -> int:
+    """A cell's peak working set, or its raw peak where none was read."""
     return c.peak_working_set_bytes or c.peak_memory_bytes
 
 
@@ -93,7 +95,7 @@ def memory_chart(cells: Sequence[CellRun], limit: int) -> str:
                 f'height="{y(0) - y(start):.1f}" fill="{held_color}"/>'
                 f'<rect x="{x0:.1f}" y="{y(c.peak_memory_bytes):.1f}" width="{bar:.1f}" '
                 f'height="{y(start) - y(c.peak_memory_bytes):.1f}" fill="{rise_color}">'
-                f"<title>cell {c.index}: {html.escape(_outcome(c))}, peak "
+                f"<title>cell {c.index}: {html.escape(outcome_text(c))}, peak "
                 f"{format_bytes(c.peak_memory_bytes, measured=True)}, +{format_bytes(memory_rise(c), measured=True)}</title></rect>"
             )
         if i % label_every == 0 or c.outcome not in ("ok", "not-run"):
@@ -225,14 +227,14 @@ def _notebook_html(r: CheckResult, anchor: str = "") -> str:
             if c.outcome == "not-run"
             else f"<td>{c.wall_seconds:.2f} s</td><td>{c.cpu_seconds:.2f} s</td>"
             f"<td>{c.throttled_seconds:.2f} s</td><td>{format_bytes(c.peak_memory_bytes, measured=True)}</td>"
-            f"<td>{format_bytes(_working(c), measured=True)}</td>"
+            f"<td>{format_bytes(working_bytes(c), measured=True)}</td>"
             f"<td>+{format_bytes(memory_rise(c), measured=True)}</td>"
         )
         rows.append(
             f'<tr class="{cls}"><td>{c.index}</td><td class="code" '
             f'title="{esc(r.sources.get(c.index, "")[:400])}">'
             f"{esc(work_line(r.sources.get(c.index, '')))}</td>"
-            f'<td class="outcome">{esc(_outcome(c))}</td>{numbers}</tr>'
+            f'<td class="outcome">{esc(outcome_text(c))}</td>{numbers}</tr>'
         )
     by_mem = "".join(
         f"<tr><td>{c.index}</td><td>+{format_bytes(memory_rise(c), measured=True)}</td>"

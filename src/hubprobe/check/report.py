@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hubprobe.check.page import html_report, work_line
+from hubprobe.check.page import html_report, outcome_text, work_line, working_bytes
 from hubprobe.check.run import CheckResult
 from hubprobe.check.verdict import (
     exit_code,
@@ -19,7 +19,7 @@ from hubprobe.check.verdict import (
     memory_rise,
 )
 from hubprobe.files import write_atomic
-from hubprobe.jupyter.cells import KERNEL_DIED, CellRun
+from hubprobe.jupyter.cells import CellRun
 from hubprobe.output import envelope, profile_dict, write_json
 from hubprobe.units import format_bytes
 
@@ -35,18 +35,6 @@ __all__ = [
 ]
 
 
-def _outcome(c: CellRun) -> str:
-    if c.outcome == "error":
-        return f"error {c.error_name}"
-    if c.outcome in KERNEL_DIED:
-        return "killed (OOM)" if c.oom_kills else f"killed ({c.outcome})"
-    return "not run" if c.outcome == "not-run" else c.outcome
-
-
-def _working(c: CellRun) -> int:
-    return c.peak_working_set_bytes or c.peak_memory_bytes
-
-
 # -- terminal -----------------------------------------------------------------
 def cell_header() -> str:
     return (
@@ -60,9 +48,9 @@ def cell_line(c: CellRun) -> str:
     if c.outcome == "not-run":
         return f"{c.index:>6}  not run"
     return (
-        f"{c.index:>6}  {_outcome(c):<22}{c.wall_seconds:>7.2f} s{c.cpu_seconds:>7.2f} s"
+        f"{c.index:>6}  {outcome_text(c):<22}{c.wall_seconds:>7.2f} s{c.cpu_seconds:>7.2f} s"
         f"{c.throttled_seconds:>9.2f} s{format_bytes(c.peak_memory_bytes, measured=True):>11}"
-        f"{format_bytes(_working(c), measured=True):>13}"
+        f"{format_bytes(working_bytes(c), measured=True):>13}"
         f"{'+' + format_bytes(memory_rise(c), measured=True):>11}"
     )
 
@@ -148,7 +136,7 @@ def _cell_dict(c: CellRun) -> dict[str, Any]:
         "cpu_seconds": round(c.cpu_seconds, 3),
         "throttled_seconds": round(c.throttled_seconds, 3),
         "peak_memory_bytes": c.peak_memory_bytes,
-        "peak_working_set_bytes": _working(c),
+        "peak_working_set_bytes": working_bytes(c),
         "memory_rise_bytes": memory_rise(c),
         "oom_kills": c.oom_kills,
     }
