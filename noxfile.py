@@ -70,12 +70,16 @@ def _npm_packages(session: nox.Session, needs: dict[str, str]) -> None:
 
 
 LINTED = ["src", "tests", "noxfile.py", "bench", "tools"]
+#: The versions that shape the probes' outcomes, pinned so results stay fresh (see the file).
+CONSTRAINTS = ("-c", "probes/constraints.txt")
 
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     """Ruff (lint and format) and mypy --strict on src."""
-    session.install("-e", ".[test]", "ruff", "mypy", "nox")  # mypy sees every optional import
+    session.install(
+        "-e", ".[test]", "ruff", "mypy", "nox", *CONSTRAINTS
+    )  # mypy sees every optional import
     session.run("ruff", "check", *LINTED)
     session.run("ruff", "format", "--check", *LINTED)
     session.run("mypy")
@@ -86,7 +90,7 @@ def tests(session: nox.Session) -> None:
     """The test suite, real sandbox tests included where a backend works (root here)."""
     _system_packages(session, SANDBOX_TOOLS | BROWSER)
     _npm_packages(session, HUB_PROXY)  # the hub tests' local JupyterHub
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test]", *CONSTRAINTS)
     session.run("hubprobe", "doctor", success_codes=[0, 1])
     session.run("pytest", *session.posargs)
 
@@ -95,7 +99,7 @@ def tests(session: nox.Session) -> None:
 def guide(session: nox.Session) -> None:
     """The main job: run every probe in the sandbox, then build the verified site."""
     _system_packages(session, SANDBOX_TOOLS)
-    session.install("-e", ".[probes,docs]")
+    session.install("-e", ".[probes,docs]", *CONSTRAINTS)
     session.run("hubprobe", "doctor")
     session.run("hubprobe", "probes", *session.posargs)
     _build_site(session)
@@ -110,14 +114,14 @@ def _build_site(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
     """Build the site strictly from the committed results, then check links and anchors."""
-    session.install("-e", ".[probes,docs]")
+    session.install("-e", ".[probes,docs]", *CONSTRAINTS)
     _build_site(session)
 
 
 @nox.session(python=PYTHON)
 def serve(session: nox.Session) -> None:
     """Serve the site on 127.0.0.1:8000 with live reload (interactive use)."""
-    session.install("-e", ".[probes,docs]")
+    session.install("-e", ".[probes,docs]", *CONSTRAINTS)
     session.run("mkdocs", "serve", "-a", "127.0.0.1:8000", env=QUIET_MKDOCS)
 
 
@@ -125,7 +129,7 @@ def serve(session: nox.Session) -> None:
 def screenshots(session: nox.Session) -> None:
     """Real screenshots for the guide and README (headless Debian Chromium)."""
     _system_packages(session, SANDBOX_TOOLS | BROWSER)
-    session.install("-e", ".[probes,docs,browser]")
+    session.install("-e", ".[probes,docs,browser]", *CONSTRAINTS)
     _build_site(session)
     session.run("python", "tools/screenshots.py", *session.posargs)
 
@@ -134,7 +138,7 @@ def screenshots(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Figures: sandbox overhead, probe-suite wall times (sandbox and hub mode), site build."""
     _system_packages(session, SANDBOX_TOOLS)
-    session.install("-e", ".[probes,docs]")
+    session.install("-e", ".[probes,docs]", *CONSTRAINTS)
     session.run("python", "bench/sandbox_bench.py")
     session.run("python", "bench/probes_bench.py")
     session.run("python", "bench/site_bench.py")
@@ -142,7 +146,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench/check_bench.py")
     if shutil.which("configurable-http-proxy") or os.geteuid() == 0:
         _npm_packages(session, HUB_PROXY)
-        session.install("-e", ".[probes,hub]")
+        session.install("-e", ".[probes,hub]", *CONSTRAINTS)
         session.run("python", "bench/hub_bench.py")  # hub mode against sandbox mode
     else:
         session.log("hub bench skipped: needs root or configurable-http-proxy")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import nbformat
 
+from hubprobe.cgroup.locate import own_groups
+from hubprobe.claims.freshness import environment
 from hubprobe.claims.registry import load_claims
 from hubprobe.claims.suite import run_suite
 from hubprobe.hub.api import HubClient
@@ -56,10 +58,11 @@ def main() -> int:
         hub_total = time.perf_counter() - start
         client.stop_server("student")
     backend = choose_backend()
+    env = environment(backend.name, own_groups(Path("/proc")).version)
     start = time.perf_counter()
     _, runs = run_suite(
-        claims, PROBES, profile, backend, results_path=None, only=runnable,
-        save_notebooks=False, say=lambda _m: None,
+        claims, PROBES, [profile], backend, env, only=runnable, save=False, force=True,
+        say=lambda _m: None,
     )  # fmt: skip
     sandbox_total = time.perf_counter() - start
     print(f"probe suite, {len(hub_runs)} probes that can run on a hub, profile {profile.name}")

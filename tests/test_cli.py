@@ -38,7 +38,7 @@ def test_help_documents_exit_statuses() -> None:
     out = hubprobe("sandbox", "--help").stdout
     for code in ("137", "124", "125", "130", "143", "2 "):
         assert code in out
-    assert "curriculum-guide" in out
+    assert "datahub" in out
 
 
 @pytest.mark.parametrize("command", ["doctor", "limits", "sandbox", "probes", "check"])
@@ -90,8 +90,8 @@ def test_sandbox_report_and_exit_code(tmp_path: Path) -> None:
         assert key in data
     assert data["exit_code"] == 3
     assert (data["format"], data["command"]) == (2, "sandbox")
-    assert data["profile"]["name"] == "curriculum-guide"
-    assert data["memory_limit_bytes"] == 2 * 2**30
+    assert data["profile"]["name"] == "datahub"
+    assert data["memory_limit_bytes"] == 2**30
 
 
 @pytest.mark.sandbox

@@ -18,7 +18,7 @@ from hubprobe.profiles import (
 
 GiB = 2**30
 MiB = 2**20
-SHIPPED = ["curriculum-guide", "data100", "data8", "datahub"]
+SHIPPED = ["aalto", "curriculum-guide", "data100", "data8", "datahub", "dsmlp"]
 REPO_PROFILES = Path(__file__).resolve().parents[1] / "profiles"
 
 
@@ -39,7 +39,10 @@ EXPECTED = {
     "datahub": (1 * GiB, 512 * MiB, 4.0, 0.05),
     "data8": (1 * GiB, 1 * GiB, 1.0, 0.05),
     "data100": (4 * GiB, 4 * GiB, 4.0, 0.05),
+    "aalto": (5 * GiB, 512 * MiB, 4.0, 0.1),
+    "dsmlp": (4 * GiB, 2 * GiB, 2.0, 1.0),
 }
+BERKELEY = ("datahub", "data8", "data100")
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -51,22 +54,44 @@ def test_shipped_profile_values(name: str) -> None:
     assert (p.memory_limit_bytes, p.memory_guarantee_bytes) == (mem_limit, mem_guarantee)
     assert (p.cpu_limit, p.cpu_guarantee) == (cpu_limit, cpu_guarantee)
     assert p.swap_bytes == 0
-    assert p.oom_scope == "process"
     assert p.storage_bytes == 10 * GiB
     assert (p.node_cpus, p.node_memory_bytes) == (8, 64 * GiB)
-    assert p.interface == "jupyterlab"
-    assert (p.kernel_idle_seconds, p.server_idle_seconds) == (1800, 1800)
-    assert len(p.sources) == 13
+    assert p.interface == ("notebook7" if name == "data8" else "jupyterlab")
+    assert len(p.sources) == 14 + len(p.environment)
     assert all(s.strip() for s in p.sources.values())
-    # Guessed values must say so where they are recorded.
-    assert "ssumption" in p.sources["memory.oom_scope"]
+    # Guessed or inferred values must say so where they are recorded.
+    if name in BERKELEY:
+        assert p.oom_scope == "container"
+        assert "Inferred" in p.sources["memory.oom_scope"]
+        assert "#117793" in p.sources["memory.oom_scope"]
+        assert (p.kernel_idle_seconds, p.server_idle_seconds) == (1800, 1800)
+        assert p.storage_per_user_quota is False
+    elif name == "dsmlp":
+        assert p.oom_scope == "container"
+        assert "504" in p.sources["memory.oom_scope"]
+    else:
+        assert p.oom_scope == "process"
+        assert "ssumption" in p.sources["memory.oom_scope"]
     # No hub here sets a pids limit: the value is hubprobe's own, and says so.
     assert p.pids_limit == 1024
     assert "hubprobe safety default" in p.sources["pids.limit"]
 
 
+def test_the_default_is_todays_datahub() -> None:
+    assert DEFAULT_PROFILE == "datahub"
+
+
+def test_aalto_sets_the_blas_threads_to_its_cpu_limit() -> None:
+    p = load_profile("aalto")
+    assert p.blas_threads_setting == int(p.cpu_limit) == 4
+    assert p.env()["OPENBLAS_NUM_THREADS"] == "4"
+    assert p.env()["MEM_LIMIT"] == str(5 * GiB)
+    assert "jupyterhub-aalto" in p.sources["environment.OMP_NUM_THREADS"]
+    assert load_profile("datahub").blas_threads_setting == 0
+
+
 def test_seed_profile_says_where_guarantees_come_from() -> None:
-    p = load_profile(DEFAULT_PROFILE)
+    p = load_profile("curriculum-guide")
     assert "technical-details.md" in p.sources["memory.limit"]
     assert "gives none" in p.sources["memory.guarantee"]
     assert "gives none" in p.sources["cpu.guarantee"]
@@ -78,7 +103,7 @@ def test_data100_cpu_is_the_hub_wide_default() -> None:
 
 
 def test_env_matches_spawner() -> None:
-    assert load_profile(DEFAULT_PROFILE).env() == {
+    assert load_profile("curriculum-guide").env() == {
         "MEM_LIMIT": "2147483648",
         "MEM_GUARANTEE": "1073741824",
         "CPU_LIMIT": "1.0",
@@ -151,6 +176,7 @@ SOURCED = [
     "cpu.limit",
     "cpu.guarantee",
     "storage.size",
+    "storage.per_user_quota",
     "pids.limit",
     "node.cpus",
     "node.memory",
@@ -167,6 +193,7 @@ VALUES = {
     "cpu.limit": "1.0",
     "cpu.guarantee": "0.05",
     "storage.size": '"10G"',
+    "storage.per_user_quota": "true",
     "pids.limit": "1024",
     "node.cpus": "8",
     "node.memory": '"64G"',
@@ -285,7 +312,9 @@ def test_name_must_match_file(tmp_path: Path) -> None:
 
 
 def test_section_must_be_table(tmp_path: Path) -> None:
-    text = 'storage = "10G"\n' + _good().replace('[storage]\nsize = "10G"\n', "")
+    text = 'storage = "10G"\n' + _good().replace(
+        '[storage]\nsize = "10G"\nper_user_quota = true\n', ""
+    )
     message = _error(tmp_path, text)
     assert ": storage: " in message
     assert "table" in message
@@ -316,3 +345,46 @@ def test_error_parts_are_attributes(tmp_path: Path) -> None:
     err = info.value
     assert (err.file, err.key) == (str(path), "cpu.limit")
     assert str(err) == f"{err.file}: {err.key}: {err.problem}; {err.fix}"
+
+
+def test_quota_must_be_a_boolean(tmp_path: Path) -> None:
+    message = _error(tmp_path, _good(storage__per_user_quota='"yes"'))
+    assert "storage.per_user_quota: expected true or false" in message
+
+
+def _with_environment(text: str, env: str, sources: str) -> str:
+    head, _, tail = text.partition("[sources]")
+    return f"{head}[environment]\n{env}\n[sources]{tail}{sources}\n"
+
+
+def test_environment_variables_need_a_source(tmp_path: Path) -> None:
+    good = _with_environment(
+        _good(), 'OMP_NUM_THREADS = "4"', '"environment.OMP_NUM_THREADS" = "a config"'
+    )
+    path = tmp_path / "hub.toml"
+    path.write_text(good)
+    p = load_profile(str(path))
+    assert p.environment == {"OMP_NUM_THREADS": "4"}
+    assert p.env()["OMP_NUM_THREADS"] == "4"
+    assert p.blas_threads_setting == 4
+    missing = _error(tmp_path, _with_environment(_good(), 'OMP_NUM_THREADS = "4"', ""))
+    assert 'sources."environment.OMP_NUM_THREADS": missing source' in missing
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ('MEM_LIMIT = "1"', "JupyterHub sets this itself"),
+        ('lower = "1"', "not a variable name"),
+        ("OMP_NUM_THREADS = 4", "expected a string"),
+    ],
+)
+def test_bad_environment(tmp_path: Path, env: str, problem: str) -> None:
+    name = env.split(" ", maxsplit=1)[0]
+    text = _with_environment(_good(), env, f'"environment.{name}" = "a config"')
+    assert problem in _error(tmp_path, text)
+
+
+def test_a_source_for_a_variable_not_set(tmp_path: Path) -> None:
+    text = _good(**{"sources__environment.X": '"a config"'})
+    assert "source for a variable the profile does not set" in _error(tmp_path, text)

@@ -63,7 +63,9 @@ def test_limits_json_and_doctor_from_an_empty_folder(installed: tuple[Path, Path
     assert doctor.returncode in (0, 1), doctor.stderr
     assert "cgroup1" in doctor.stdout
     help_text = _run([str(exe), "check", "--help"], empty).stdout
-    assert "curriculum-guide, data100, data8, datahub" in help_text, "the shipped profiles"
+    assert "aalto, curriculum-guide, data100, data8, datahub, dsmlp" in help_text, (
+        "the shipped profiles"
+    )
 
 
 def test_the_wheel_ships_the_profiles(installed: tuple[Path, Path]) -> None:

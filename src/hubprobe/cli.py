@@ -203,28 +203,98 @@ def cmd_probes(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from hubprobe.claims.registry import load_claims
-    from hubprobe.claims.suite import probes_for, run_suite
-    from hubprobe.profiles import load_profile
+    from hubprobe.claims.suite import probes_for
+    from hubprobe.profiles import list_profiles, load_profile
 
     probes_dir = Path(args.probes_dir)
     claims = load_claims(Path(args.claims or probes_dir / "claims.toml"))
-    profile = load_profile(args.profile)
     probes_for(claims, args.only)  # an unknown claim id is a usage error, before any sandbox
     if args.hub:
         return _probes_on_hub(args, claims, probes_dir)
-    backend = _backend(args.backend, profile)
-    results = None if args.no_save else Path(args.results or probes_dir / "results.json")
-    data, runs = run_suite(
-        claims, probes_dir, profile, backend, results_path=results, only=args.only,
-        save_notebooks=not args.no_save, say=_say,
+    names = args.profile or list_profiles()
+    profiles = [load_profile(name) for name in names]
+    if args.status:
+        return _probes_status(args, claims, probes_dir, profiles)
+    from hubprobe.claims.suite import run_suite
+
+    backend = _backend(args.backend, profiles[0])
+    _backend_notes(profiles[1:], said=_host_warnings(profiles[0]))
+    datas, runs = run_suite(
+        claims, probes_dir, profiles, backend, _environment(backend.name),
+        save=not args.no_save, only=args.only, force=args.force, say=_say,
     )  # fmt: skip
     statuses = [
-        data["claims"][c.id]["status"] for c in claims if c.probe in {r.path.stem for r in runs}
-    ]
+        e["status"] for data in datas.values() for e in data["claims"].values()
+        if not args.only or e["probe"] in {c.probe for c in claims if c.id in args.only}
+    ]  # fmt: skip
     failed = statuses.count("failed")
     total = sum(r.wall_seconds for r in runs)
-    _say(f"{len(statuses) - failed} of {len(statuses)} claims verified in {total:.0f} s")
+    _say(
+        f"{statuses.count('verified')} verified, {failed} failed, "
+        f"{statuses.count('skipped')} skipped (claim x profile); "
+        f"{len(runs)} probe run(s), {total:.0f} s of probe time"
+    )
     return ExitCode.FAILED if failed else ExitCode.OK
+
+
+def _environment(backend: str) -> dict[str, str]:
+    from pathlib import Path
+
+    from hubprobe.cgroup.locate import NoCgroup, own_groups
+    from hubprobe.claims.freshness import environment
+
+    try:
+        version: int | None = own_groups(Path("/proc")).version
+    except NoCgroup:
+        version = None
+    return environment(backend, version)
+
+
+def _host_warnings(profile: Profile) -> set[str]:
+    from hubprobe.sandbox import Limits
+
+    return set(Limits.from_profile(profile).host_warnings())
+
+
+def _backend_notes(profiles: list[Profile], said: set[str]) -> None:
+    """What this machine cannot hold of the other profiles' limits, each note once."""
+    for profile in profiles:
+        for warning in sorted(_host_warnings(profile) - said):
+            _say(f"note: {warning}")
+            said.add(warning)
+
+
+def _probes_status(
+    args: argparse.Namespace, claims: Any, probes_dir: Path, profiles: list[Profile]
+) -> int:
+    """Each (claim, profile): status, date, stale and why; no sandbox is made."""
+    from hubprobe.claims.status import status_rows
+    from hubprobe.output import destination, write_json_value
+
+    dest = destination("--json", args.json)
+    backend = args.backend or _usable_backend_name()
+    rows = status_rows(claims, probes_dir, profiles, _environment(backend), only=args.only)
+    if dest is not None:
+        write_json_value(dest, rows)
+    if dest != "-":
+        width = max(len(r["claim"]) for r in rows) if rows else 5
+        for r in rows:
+            stale = f"stale: {r['why']}" if r["stale"] else ""
+            print(
+                f"{r['claim']:<{width}}  {r['profile']:<16}  {r['status']:<9}  "
+                f"{(r['date'] or '')[:10]:<10}  {stale}".rstrip()
+            )
+    return ExitCode.OK
+
+
+def _usable_backend_name() -> str:
+    """The backend a run would choose, by name; probing it makes no sandbox."""
+    from hubprobe.sandbox import choose_backend
+
+    try:
+        return choose_backend(None).name
+    except HubprobeError:
+        return "none"
 
 
 def _probes_on_hub(args: argparse.Namespace, claims: Any, probes_dir: Path) -> int:
@@ -232,7 +302,9 @@ def _probes_on_hub(args: argparse.Namespace, claims: Any, probes_dir: Path) -> i
 
     from hubprobe.hub.probes import results_name, run_hub_suite
 
-    with _on_hub(args) as (profile, _runner, _where, server):
+    if args.profile and len(args.profile) > 1:
+        raise UsageError("--hub measures one profile: give --profile once, or not at all")
+    with _on_hub(args, (args.profile or [DEFAULT_PROFILE])[0]) as (profile, _r, _w, server):
         default = probes_dir / "hub-results" / f"{results_name(server.url)}.json"
         results = None if args.no_save else Path(args.results or default)
         if results is not None:
@@ -246,7 +318,7 @@ def _probes_on_hub(args: argparse.Namespace, claims: Any, probes_dir: Path) -> i
     total = sum(r.wall_seconds for r in runs)
     _say(
         f"{len(statuses) - failed} of {len(statuses)} claims verified on {server.url} in "
-        f"{total:.0f} s; {len(skipped)} skipped (they need hubprobe's own sandbox)"
+        f"{total:.0f} s; {len(skipped)} skipped, each with its reason"
         + (f"; results in {results}" if results else "")
     )
     return ExitCode.FAILED if failed else ExitCode.OK
@@ -423,8 +495,13 @@ def _check_many(
 
 
 @contextlib.contextmanager
-def _on_hub(args: argparse.Namespace) -> Iterator[tuple[Profile, Any, str, Any]]:
-    """The user's server on the hub, its measured profile, and the runner that uses it."""
+def _on_hub(
+    args: argparse.Namespace, base_name: str | None = None
+) -> Iterator[tuple[Profile, Any, str, Any]]:
+    """The user's server on the hub, its measured profile, and the runner that uses it.
+
+    ``base_name``: the profile that fills what cannot be measured (else --profile).
+    """
     import datetime as dt
     import functools
     import tempfile
@@ -438,7 +515,7 @@ def _on_hub(args: argparse.Namespace) -> Iterator[tuple[Profile, Any, str, Any]]
 
     check_url(args.hub)
     read_token(args.token_file)
-    base = load_profile(args.profile)
+    base = load_profile(base_name or args.profile)
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
     with hub_server(args.hub, args.token_file, args.user, say=_say) as server:
         measured = measure(server.api, server.url, server.user, date)
@@ -682,16 +759,27 @@ def build_parser() -> argparse.ArgumentParser:
         "probes that need hubprobe's own sandbox are skipped, each with its reason.\n\n"
         + exit_help([ExitCode.OK, ExitCode.FAILED, *_HUB_CODES, *_COMMON_CODES]),
     )
-    _add_profile(p)
+    p.add_argument(
+        "--profile", action="append", metavar="NAME|PATH",
+        help="only this profile (repeatable; default: every shipped profile)",
+    )  # fmt: skip
     _add_backend(p)
     _add_hub(p)
     p.add_argument("--only", nargs="+", metavar="ID", help="only the probes for these claim ids")
+    p.add_argument(
+        "--force", action="store_true", help="run even the probes whose results are fresh"
+    )
+    p.add_argument(
+        "--status", action="store_true",
+        help="run nothing: list each claim and profile with its status, date and staleness",
+    )  # fmt: skip
+    p.add_argument("--json", metavar="FILE", help="with --status: " + _JSON_HELP)
     p.add_argument("--probes-dir", default="probes", help="where the probe notebooks are")
     p.add_argument("--claims", help="the claim registry (default: PROBES_DIR/claims.toml)")
     p.add_argument(
         "--results",
-        help="results file (default: PROBES_DIR/results.json; with --hub, "
-        "PROBES_DIR/hub-results/HOST.json, beside the sandbox's)",
+        help="with --hub: the results file (default: PROBES_DIR/hub-results/HOST.json, "
+        "beside the sandbox's PROBES_DIR/results/PROFILE.json)",
     )
     p.add_argument(
         "--no-save", action="store_true",

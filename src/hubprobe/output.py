@@ -23,7 +23,15 @@ from hubprobe.files import write_atomic
 if TYPE_CHECKING:
     from hubprobe.profiles import Profile
 
-__all__ = ["FORMAT", "STDOUT", "destination", "envelope", "profile_dict", "write_json"]
+__all__ = [
+    "FORMAT",
+    "STDOUT",
+    "destination",
+    "envelope",
+    "profile_dict",
+    "write_json",
+    "write_json_value",
+]
 
 #: The version of every JSON output's layout; raised when a key changes meaning.
 FORMAT = 2
@@ -69,6 +77,11 @@ def _writable(path: Path) -> bool:
 
 
 def write_json(dest: str | Path | None, data: dict[str, Any]) -> None:
+    write_json_value(dest, data)
+
+
+def write_json_value(dest: str | Path | None, data: Any) -> None:
+    """Any JSON value (``probes --status`` writes a list of rows)."""
     if dest is None:
         return
     text = json.dumps(data, indent=2) + "\n"

@@ -33,7 +33,8 @@ __all__ = [
     "profiles_dir",
 ]
 
-DEFAULT_PROFILE = "curriculum-guide"
+#: Today's DataHub: the hub most of the guide's readers teach on.
+DEFAULT_PROFILE = "datahub"
 #: Where the wheel carries the repository's profiles/ (see pyproject.toml).
 _SHIPPED = "profiles_data"
 
@@ -42,7 +43,7 @@ _TOP = {"name": '"datahub"', "title": '"UC Berkeley DataHub"', "description": '"
 _SECTIONS: dict[str, dict[str, str]] = {
     "memory": {"limit": '"2G"', "guarantee": '"1G"', "swap": '"0"', "oom_scope": '"process"'},
     "cpu": {"limit": "1.0", "guarantee": "0.05"},
-    "storage": {"size": '"10G"'},
+    "storage": {"size": '"10G"', "per_user_quota": "true"},
     "pids": {"limit": "1024"},
     "node": {"cpus": "8", "memory": '"64G"'},
     "interface": {"default": '"jupyterlab"'},
@@ -51,7 +52,12 @@ _SECTIONS: dict[str, dict[str, str]] = {
 _EXAMPLES = {**_TOP, **{f"{s}.{k}": v for s, keys in _SECTIONS.items() for k, v in keys.items()}}
 # Every value a profile sets needs a line in [sources] saying where it comes from.
 _SOURCED = tuple(key for key in _EXAMPLES if "." in key)
-_ALLOWED_TOP = (*_TOP, *_SECTIONS, "sources")
+_ALLOWED_TOP = (*_TOP, *_SECTIONS, "sources", "environment")
+#: The one optional table: variables the hub sets in the server (each needs a source).
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_OPTIONAL = ("environment",)
+#: What JupyterHub sets itself; a profile may not override it.
+_SPAWNER_ENV = ("MEM_LIMIT", "MEM_GUARANTEE", "CPU_LIMIT", "CPU_GUARANTEE")
 _OOM_SCOPES = ("process", "container")
 _INTERFACES = ("jupyterlab", "notebook7", "classic")
 
@@ -81,6 +87,9 @@ class Profile:
     cpu_limit: float
     cpu_guarantee: float
     storage_bytes: int
+    #: Whether the home is a volume of its own (writes fail at ``storage_bytes``)
+    #: or a share of one volume with no per-user quota (they fail when it is full).
+    storage_per_user_quota: bool
     #: Processes and threads at once (a pod's pids limit).
     pids_limit: int
     node_cpus: int
@@ -90,6 +99,17 @@ class Profile:
     server_idle_seconds: int
     # A dict cannot be hashed; leave it out of the frozen dataclass's hash.
     sources: dict[str, str] = field(hash=False)
+    #: Variables the hub sets in every server (Aalto: the BLAS thread counts).
+    environment: dict[str, str] = field(default_factory=dict, hash=False)
+
+    @property
+    def blas_threads_setting(self) -> int:
+        """The BLAS thread count the hub's variables ask for; 0 where they set none."""
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+            value = self.environment.get(name, "")
+            if value.isdigit():
+                return int(value)
+        return 0
 
     def env(self) -> dict[str, str]:
         """The variables JupyterHub's Spawner.get_env exports (``str()`` of each trait)."""
@@ -98,7 +118,7 @@ class Profile:
             "MEM_GUARANTEE": str(self.memory_guarantee_bytes),
             "CPU_LIMIT": str(self.cpu_limit),
             "CPU_GUARANTEE": str(self.cpu_guarantee),
-        }
+        } | self.environment
 
 
 def profiles_dir() -> Path:
@@ -213,6 +233,7 @@ class _Reader:
             cpu_limit=cpu_limit,
             cpu_guarantee=cpu_guarantee,
             storage_bytes=self.size("storage.size"),
+            storage_per_user_quota=self.boolean("storage.per_user_quota"),
             pids_limit=self.integer("pids.limit", minimum=16),
             node_cpus=node_cpus,
             node_memory_bytes=node_memory,
@@ -220,6 +241,7 @@ class _Reader:
             kernel_idle_seconds=self.integer("culling.kernel_idle_seconds", minimum=0),
             server_idle_seconds=self.integer("culling.server_idle_seconds", minimum=0),
             sources=sources,
+            environment=self.environment(),
         )
 
     # -- structure ---------------------------------------------------------
@@ -233,7 +255,7 @@ class _Reader:
                 raise self.fail(dotted, "unknown key", f"{hint}allowed: {', '.join(allowed)}")
         for key in allowed:
             dotted = f"{prefix}{key}"
-            if key not in table:
+            if key not in table and dotted not in _OPTIONAL:
                 where = f"under [{prefix[:-1]}]" if prefix else "at the top of the file"
                 fix = f"add {key} = {_EXAMPLES.get(dotted)} {where}"
                 if key in _SECTIONS or key == "sources":
@@ -258,7 +280,7 @@ class _Reader:
                 # Unquoted `memory.limit = ...` makes a nested table in TOML.
                 label = f"sources.{key}"
                 raise self.fail(label, "is a table", 'quote dotted keys: "memory.limit" = "..."')
-            if key not in _SOURCED:
+            if key not in _SOURCED and not key.startswith("environment."):
                 raise self.fail(label, "source for an unknown key", f"use: {', '.join(_SOURCED)}")
             if not isinstance(value, str) or not value.strip():
                 raise self.fail(
@@ -269,7 +291,30 @@ class _Reader:
             if key not in table:
                 fix = f'add "{key}" = "<repo> <file> @ <commit>" (or a document) under [sources]'
                 raise self.fail(label, "missing source", fix)
-        return {key: table[key] for key in _SOURCED}
+        for key in self.environment():
+            label = f'sources."environment.{key}"'
+            if f"environment.{key}" not in table:
+                raise self.fail(label, "missing source", "say which config sets this variable")
+        for key in table:
+            if key.startswith("environment.") and key[12:] not in self.environment():
+                label = f'sources."{key}"'
+                raise self.fail(label, "source for a variable the profile does not set")
+        return dict(table)
+
+    def environment(self) -> dict[str, str]:
+        value = self.data.get("environment", {})
+        if not isinstance(value, dict):
+            raise self.fail("environment", f"expected an [environment] table, got {_kind(value)}")
+        for key, item in value.items():
+            label = f"environment.{key}"
+            if not _ENV_NAME.match(key):
+                raise self.fail(label, "not a variable name", "use capitals, digits and _")
+            if key in _SPAWNER_ENV:
+                problem = "JupyterHub sets this itself from the limits"
+                raise self.fail(label, problem, "remove it; set the limit instead")
+            if not isinstance(item, str):
+                raise self.fail(label, f"expected a string, got {_kind(item)}", f'{key} = "4"')
+        return dict(value)
 
     # -- values ------------------------------------------------------------
 
@@ -311,6 +356,12 @@ class _Reader:
             raise self.wrong_type(key, "a whole number", value)
         if value < minimum:
             raise self.fail(key, f"{value} is below {minimum}", f"give a whole number >= {minimum}")
+        return value
+
+    def boolean(self, key: str) -> bool:
+        value = self.raw(key)
+        if not isinstance(value, bool):
+            raise self.wrong_type(key, "true or false", value)
         return value
 
     def choice(self, key: str, allowed: tuple[str, ...]) -> str:

@@ -2,7 +2,9 @@
 
 A claim has a stable id (kebab-case; also its anchor on the site), a one-line
 statement, the probe that verifies it, and expectations over the probe's
-figures. The same :func:`evaluate` serves pytest, the results file and the
+figures. A claim that holds only for some hubs says when it applies (an
+expression over the profile's values and the machine's cores) and why it
+does not otherwise; under other profiles it is skipped with that reason. The same :func:`evaluate` serves pytest, the results file and the
 site, so they cannot disagree.
 """
 
@@ -18,10 +20,22 @@ from hubprobe.claims import expectations
 from hubprobe.errors import UsageError
 from hubprobe.profiles import Profile
 
-__all__ = ["Claim", "ClaimVerdict", "ClaimsError", "evaluate", "load_claims", "probe_path"]
+__all__ = [
+    "Claim",
+    "ClaimVerdict",
+    "ClaimsError",
+    "evaluate",
+    "load_claims",
+    "probe_path",
+    "skip_reason",
+]
 
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-_KEYS = {"id", "statement", "probe", "expect", "show"}
+_KEYS = {"id", "statement", "probe", "expect", "show", "applies", "otherwise", "kind", "timing"}
+#: "behaviour": what happens under the limits (the sandbox reproduces it);
+#: "configuration": that a hub's configured value is in force, which only a live
+#: hub can show (in the sandbox it shows only that the sandbox applied it).
+KINDS = ("behaviour", "configuration")
 
 
 class ClaimsError(UsageError):
@@ -36,6 +50,13 @@ class Claim:
     expect: tuple[str, ...]
     #: Figures the site shows next to the claim (default: those the expectations use).
     show: tuple[str, ...]
+    #: When the claim can hold, over ``profile.*`` and ``machine_cpus`` (empty: always).
+    applies: str = ""
+    #: Why it does not apply, shown as the skip reason.
+    otherwise: str = ""
+    kind: str = "behaviour"
+    #: Its expectations time CPU work: its probe must not share the machine's cores.
+    timing: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +91,20 @@ def load_claims(path: Path) -> list[Claim]:
                 expectations.names_in(expr)
             except expectations.ExpectationError as exc:
                 raise ClaimsError(f"{where}: {exc}") from None
+        if raw.get("kind", "behaviour") not in KINDS:
+            raise ClaimsError(f"{where}: kind must be one of {', '.join(KINDS)}")
+        if bool(raw.get("applies")) != bool(raw.get("otherwise")):
+            raise ClaimsError(f"{where}: 'applies' and 'otherwise' (the reason) go together")
+        if raw.get("applies"):
+            try:
+                names = expectations.names_in(raw["applies"])
+            except expectations.ExpectationError as exc:
+                raise ClaimsError(f"{where}: applies: {exc}") from None
+            bad = [n for n in names if not n.startswith("profile.") and n != "machine_cpus"]
+            if bad:
+                raise ClaimsError(
+                    f"{where}: applies may use only profile.* and machine_cpus: {bad}"
+                )
         seen.add(raw["id"])
         show = raw.get("show") or [
             name for e in raw["expect"] for name in expectations.names_in(e)
@@ -82,6 +117,10 @@ def load_claims(path: Path) -> list[Claim]:
                 probe=raw["probe"],
                 expect=tuple(raw["expect"]),
                 show=tuple(dict.fromkeys(show)),
+                applies=raw.get("applies", ""),
+                otherwise=" ".join(raw.get("otherwise", "").split()),
+                kind=raw.get("kind", "behaviour"),
+                timing=raw.get("timing", False) is True,
             )
         )
     return claims
@@ -92,11 +131,21 @@ def probe_path(probes_dir: Path, claim: Claim) -> Path:
 
 
 def _profile_values(profile: Profile) -> dict[str, Any]:
-    return {
+    values = {
         f"profile.{f.name}": getattr(profile, f.name)
         for f in dataclasses.fields(profile)
         if isinstance(getattr(profile, f.name), int | float | str)
     }
+    values["profile.blas_threads_setting"] = profile.blas_threads_setting
+    return values
+
+
+def skip_reason(claim: Claim, profile: Profile, machine_cpus: int) -> str | None:
+    """Why ``claim`` cannot hold under ``profile`` on this machine; None if it applies."""
+    if not claim.applies:
+        return None
+    values = {**_profile_values(profile), "machine_cpus": machine_cpus}
+    return None if expectations.check(claim.applies, values) else claim.otherwise
 
 
 def evaluate(

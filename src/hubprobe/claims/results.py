@@ -1,44 +1,58 @@
-"""The versioned results file: claim id -> outcome, figures and provenance.
+"""The results, one file per hub profile: claim id -> outcome, figures and provenance.
 
-``probes/results.json`` is what the site renders and what staff read: every
-figure with the date, backend, profile and software versions it was measured
-with, and the hash of the probe it came from, so a changed probe shows as
-stale until it is run again.
+``probes/results/<profile>.json`` is what the site renders and what staff
+read: every figure with the date, backend, profile and software versions it
+was measured with. Each probe's entry keeps the hashes of what determined it
+(:mod:`hubprobe.claims.freshness`), so a changed probe or profile shows as
+stale until it runs again, and an unchanged one is never run twice. The
+executed notebooks go beside, in ``probes/runs/<profile>/``.
+
+A claim that cannot hold under a profile is recorded as ``skipped`` with its
+reason, never left out.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
+from hubprobe.claims.freshness import probe_hash, profile_hash
 from hubprobe.claims.registry import Claim
 from hubprobe.files import write_atomic
+from hubprobe.profiles import Profile
 
-__all__ = ["FORMAT", "claim_status", "load_results", "save_results", "source_hash"]
+__all__ = [
+    "FORMAT",
+    "STATUSES",
+    "claim_status",
+    "load_all",
+    "load_results",
+    "results_path",
+    "runs_dir",
+    "save_results",
+]
 
-#: 2: a cell is named by "cell" (was "index"), as in every other JSON output.
-FORMAT = 2
-STATUSES = ("verified", "failed", "stale", "not-run")
+#: 3: one file per profile; skipped claims with their reason; freshness hashes.
+FORMAT = 3
+STATUSES = ("verified", "failed", "skipped", "stale", "not-run")
 
 
-def source_hash(nb: nbformat.NotebookNode) -> str:
-    """A hash of what the probe does (cell types, sources, tags), not of its outputs."""
-    h = hashlib.sha256()
-    for cell in nb.cells:
-        tags = ",".join(cell.get("metadata", {}).get("tags", []))
-        h.update(f"{cell.cell_type}\0{cell.source}\0{tags}\0".encode())
-    h.update(repr(sorted(nb.metadata.get("hubprobe", {}).items())).encode())
-    return h.hexdigest()[:16]
+def results_path(probes_dir: Path, profile: str) -> Path:
+    return probes_dir / "results" / f"{profile}.json"
 
 
-def load_results(path: Path | None) -> dict[str, Any]:
-    """The results file's data; an empty one if there is no file (or no path)."""
+def runs_dir(probes_dir: Path, profile: str) -> Path:
+    """Where the executed probe notebooks of one profile are kept."""
+    return probes_dir / "runs" / profile
+
+
+def load_results(path: Path | None, profile: str = "") -> dict[str, Any]:
+    """One profile's results; an empty set if there is no file (or no path)."""
     if path is None or not path.exists():
-        return {"format": FORMAT, "claims": {}, "probes": {}}
+        return {"format": FORMAT, "profile": profile, "claims": {}, "probes": {}}
     data: dict[str, Any] = json.loads(path.read_text())
     if data.get("format") != FORMAT:
         raise ValueError(
@@ -47,16 +61,38 @@ def load_results(path: Path | None) -> dict[str, Any]:
     return data
 
 
-def save_results(path: Path, data: dict[str, Any]) -> None:
-    write_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+def load_all(probes_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every profile's results, by profile name."""
+    return {
+        path.stem: load_results(path, path.stem)
+        for path in sorted((probes_dir / "results").glob("*.json"))
+    }
 
 
-def claim_status(data: dict[str, Any], claim: Claim, probes_dir: Path) -> str:
-    """verified / failed / stale (its probe changed since) / not-run."""
+def save_results(path: Path, data: dict[str, Any]) -> bool:
+    """Write ``data``; an unchanged file is left alone (byte for byte). True if written."""
+    text = json.dumps(data, indent=1, sort_keys=True) + "\n"
+    if path.exists() and path.read_text() == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, text)
+    return True
+
+
+def claim_status(data: dict[str, Any], claim: Claim, probes_dir: Path, profile: Profile) -> str:
+    """verified / failed / skipped / stale (its probe or profile changed since) / not-run.
+
+    Staleness here is about content (the probe's source, the profile's values);
+    ``hubprobe probes --status`` also compares the environment it ran in.
+    """
     entry = data.get("claims", {}).get(claim.id)
     if entry is None:
         return "not-run"
+    if entry.get("profile_hash") != profile_hash(profile):
+        return "stale"
+    if entry["status"] == "skipped":
+        return "skipped"
     probe = probes_dir / f"{claim.probe}.ipynb"
-    if not probe.exists() or source_hash(nbformat.read(probe, as_version=4)) != entry["probe_hash"]:
+    if not probe.exists() or probe_hash(nbformat.read(probe, as_version=4)) != entry["probe_hash"]:
         return "stale"
     return str(entry["status"])

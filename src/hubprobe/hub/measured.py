@@ -102,6 +102,8 @@ def _number(text: str | None) -> float | None:
 
 
 def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return json.dumps(value)
     if isinstance(value, float) and value.is_integer():
@@ -148,6 +150,8 @@ def profile_toml(m: Measured, name: str, base: Profile) -> str:
         "CPU_GUARANTEE", base.cpu_guarantee, "CPU_GUARANTEE is not set")  # fmt: skip
     put("storage.size", str(v["home_size_bytes"]),
         f"size of the filesystem holding {v['home']} (statvfs)", None, "")  # fmt: skip
+    put("storage.per_user_quota", None, "", base.storage_per_user_quota,
+        "a server cannot tell its own volume from a share of one")  # fmt: skip
     put("pids.limit", v.get("pids_limit"),
         "pids.max", base.pids_limit, "the cgroup sets no pids limit")  # fmt: skip
     put("node.cpus", v.get("node_cpus"), "os.cpu_count() in the kernel", base.node_cpus, "")

@@ -8,7 +8,7 @@ each with its reason: one that needs a second server started without
 that needs an OOM scope the hub does not have.
 
 Results go to their own file (one per hub), never into the sandbox's
-``probes/results.json``; they carry the hub's URL, the user, the measured
+``probes/results/``; they carry the hub's URL, the user, the measured
 profile and the date. The executed notebooks are not written back.
 """
 
@@ -22,7 +22,9 @@ from typing import Any
 
 import nbformat
 
+from hubprobe.claims.freshness import profile_hash
 from hubprobe.claims.registry import Claim, evaluate
+from hubprobe.claims.registry import skip_reason as claim_skip_reason
 from hubprobe.claims.results import load_results, save_results
 from hubprobe.claims.suite import probes_for, record_run
 from hubprobe.hub.runner import run_on_hub
@@ -69,31 +71,36 @@ def run_hub_suite(
 ) -> tuple[dict[str, Any], list[NotebookRun], dict[str, str]]:
     """Run each needed probe once on the hub; returns the data, the runs, and skipped claims."""
     probes = probes_for(claims, only)
-    data = load_results(results_path)
+    data = load_results(results_path, "measured")
     date = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     data["hub"] = {"url": server.url, "user": server.user, "date": date,
                    "profile": dataclasses.asdict(profile) | {"path": None}}  # fmt: skip
-    data.setdefault("skipped", {})
+    data.pop("skipped", None)  # format 2 kept skips apart; now they are claims' entries
     runs, skipped = [], {}
     for n, probe in enumerate(probes, start=1):
         path = probes_dir / f"{probe}.ipynb"
         mine = [c for c in claims if c.probe == probe]
         meta = nbformat.read(path, as_version=4).metadata.get("hubprobe", {})
         reason = skip_reason(meta, profile)
-        if reason is not None:
-            say(f"[{n}/{len(probes)}] {probe}: skipped on a hub: {reason}")
-            for c in mine:
-                skipped[c.id] = reason
-                data["claims"].pop(c.id, None)
-                data["skipped"][c.id] = {"probe": probe, "reason": reason, "date": date}
+        reasons = {c.id: reason or claim_skip_reason(c, profile, profile.node_cpus) for c in mine}
+        for c in mine:
+            why = reasons[c.id]
+            if why:
+                skipped[c.id] = why
+                data["claims"][c.id] = {
+                    "status": "skipped", "reason": why, "statement": c.statement,
+                    "probe": probe, "profile": profile.name,
+                    "profile_hash": profile_hash(profile), "date": date,
+                }  # fmt: skip
+        if all(reasons.values()):
+            say(f"[{n}/{len(probes)}] {probe}: skipped on a hub: {next(iter(reasons.values()))}")
             continue
         say(f"[{n}/{len(probes)}] {probe}: running in {server.user}'s server on {server.url}")
         run = run_on_hub(path, profile, server=server, probe=True)
         run.figures.update(recorded_figures(run.notebook))
-        verdicts = [evaluate(c, run.figures, run.effective_profile, run.failures) for c in mine]
-        record_run(data, run, verdicts, list(claims))
-        for c in mine:
-            data["skipped"].pop(c.id, None)
+        judged = [c for c in mine if not reasons[c.id]]
+        verdicts = [evaluate(c, run.figures, run.effective_profile, run.failures) for c in judged]
+        record_run(data, run, verdicts, list(claims), profile)
         runs.append(run)
         if results_path:
             save_results(results_path, data)
