@@ -1,5 +1,6 @@
 // A copy button on every student box ("For students"): staff paste the reply
 // into Piazza as plain text, with each link written out as its full address.
+// The hub chooser (see wireChooser).
 (function () {
   "use strict";
 
@@ -7,8 +8,19 @@
     return text.replace(/\s+/g, " ").trim();
   }
 
+  // Whether an element is for the chosen hub (other hubs' variants are hidden).
+  function forChosenHub(el) {
+    const hub = document.documentElement.getAttribute("data-hub");
+    return !el.classList.contains("hp-hub") || !hub || el.dataset.hub.split(" ").indexOf(hub) >= 0;
+  }
+
   function inline(node) {
     const copy = node.cloneNode(true);
+    copy.querySelectorAll(".hp-hub").forEach(function (el) {
+      if (!forChosenHub(el)) {
+        el.remove();
+      }
+    });
     copy.querySelectorAll("a[href]").forEach(function (a) {
       const label = clean(a.textContent);
       a.textContent = label.includes(a.href) ? label : label + " (" + a.href + ")";
@@ -21,6 +33,12 @@
     const parts = [];
     Array.from(box.children).forEach(function (child) {
       if (child.classList.contains("admonition-title") || child.classList.contains("hp-copy")) {
+        return;
+      }
+      if (child.matches("div.hp-hub")) {  // a block for some hubs: its text if it is shown
+        if (forChosenHub(child)) {
+          parts.push(replyText(child));
+        }
         return;
       }
       if (child.tagName === "UL" || child.tagName === "OL") {
@@ -72,9 +90,34 @@
     });
   }
 
+  // The hub chooser: the choice is an attribute on <html> (set in <head>,
+  // before the page is drawn, by the hook's inline script) and is kept in
+  // localStorage for the next page. CSS shows only that hub's variants.
+  function wireChooser() {
+    const select = document.getElementById("hp-hub");
+    if (!select || select.dataset.wired) {
+      return;
+    }
+    select.dataset.wired = "1";
+    select.value = document.documentElement.getAttribute("data-hub") || select.value;
+    select.addEventListener("change", function () {
+      document.documentElement.setAttribute("data-hub", select.value);
+      try {
+        localStorage.setItem(select.dataset.storageKey, select.value);
+      } catch (e) {
+        // Storage refused (private mode): the choice holds for this page only.
+      }
+    });
+  }
+
+  function onLoad() {
+    addButtons();
+    wireChooser();
+  }
+
   if (typeof document$ !== "undefined") {
-    document$.subscribe(addButtons);  // Material's page-load stream
+    document$.subscribe(onLoad);  // Material's page-load stream
   } else {
-    document.addEventListener("DOMContentLoaded", addButtons);
+    document.addEventListener("DOMContentLoaded", onLoad);
   }
 })();

@@ -130,13 +130,14 @@ def parallel(results: Mapping[str, Any], probes: Path) -> Any:  # noqa: ARG001
     return fig
 
 
-#: name -> (builder returning a Matplotlib figure, alt text for the image)
+#: name -> (builder returning a Matplotlib figure, alt text for the image; ``{cpu_limit:g}``
+#: and the like are filled in from the hub profile the data were measured under)
 CHARTS: dict[str, tuple[Callable[[Mapping[str, Any], Path], Any], str]] = {
     "oom-memory": (oom_memory, "Session memory rising to the limit, then the kernel restarting"),
     "kept-after-del": (kept_after_del, "Memory still held after del, by kind of object"),
     "parallel": (
         parallel,
-        "Wall time with n_jobs=1, 2 and -1 under a 1-CPU limit, for joblib tasks and a random forest",
+        "Wall time with n_jobs=1, 2 and -1 under a {cpu_limit:g}-CPU limit, for joblib tasks and a random forest",
     ),
 }
 

@@ -1,19 +1,25 @@
-"""Pure str -> str: claim badges, measured figures and tables into Markdown.
+"""Pure str -> str: claim badges, measured figures, per-hub prose and tables into Markdown.
 
 The narrow shortcodes (HTML comments, so a page still reads well unrendered,
 and so that code samples with braces are never touched):
 
 - ``<!-- claim: ID -->`` right after the sentence a probe verifies: a badge
-  (verified / failed / stale / not run, the date, backend and profile) that
-  links to the rendered probe; it also carries the claim's anchor.
-- ``<!-- figure: ID.name -->``: a figure the claim's probe measured.
-- ``<!-- profile: field -->`` or ``<!-- profile: NAME.field -->``: a value of
-  the measured profile, or of the named hub profile.
+  per hub saying what kind of evidence stands behind it (reproduced in the
+  sandbox under the hub's profile, measured on a live hub, a configuration
+  value, or why it does not apply there); the first one carries the anchor.
+- ``<!-- figure: ID.name -->``: a figure the claim's probe measured, per hub.
+- ``<!-- profile: field -->`` (per hub) or ``<!-- profile: NAME.field -->``
+  (one hub): a value of the hub profile, with its source on hover.
+- ``<!-- when: EXPR -->`` ... ``<!-- end when -->``: text for the hubs whose
+  profile makes ``EXPR`` true (``profile.oom_scope == 'container'``; the same
+  evaluator as the claims); on one line, inline.
 - ``<!-- table: profiles -->``, ``<!-- table: claims -->``: generated tables.
-- ``<!-- chart: NAME -->``: a chart drawn from measured data (see charts.py).
+- ``<!-- chart: NAME -->``: a chart drawn from measured data, per hub (charts.py).
 
-Problems (unknown ids, missing or failed results) are returned, not raised,
-so the MkDocs hook can report them all and ``--strict`` fails the build.
+Each variant is marked with its hubs (:mod:`hubprobe.site.hubs`); the
+chooser shows one hub's. Problems (unknown ids, missing or failed results)
+are returned, not raised, so the MkDocs hook can report them all and
+``--strict`` fails the build.
 """
 
 from __future__ import annotations
@@ -22,40 +28,83 @@ import dataclasses
 import html
 import posixpath
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
+from hubprobe.claims import expectations
 from hubprobe.claims.registry import Claim
 from hubprobe.profiles import Profile
+from hubprobe.site.hubs import DEFAULT_HUB, hub_short, possessive, variants
 from hubprobe.units import format_bytes
 
-__all__ = ["SHORTCODE", "Context", "format_figure", "probe_summary", "render"]
+__all__ = [
+    "SHORTCODE",
+    "WHEN",
+    "Context",
+    "badge_words",
+    "format_figure",
+    "probe_summary",
+    "profile_values",
+    "render",
+    "result_problems",
+]
 
 SHORTCODE = re.compile(r"<!--\s*(claim|figure|profile|table|chart):\s*([A-Za-z0-9_.\-]+)\s*-->")
+WHEN = re.compile(
+    r"(?P<indent>^[ \t]*)?<!--\s*when:\s*(?P<expr>.*?)\s*-->(?P<body>.*?)<!--\s*end when\s*-->",
+    re.DOTALL | re.MULTILINE,
+)
 
-LABELS = {"verified": "verified", "failed": "failed", "stale": "stale", "not-run": "not run"}
-ICONS = {"verified": "✔", "failed": "✘", "stale": "↻", "not-run": "?"}
-#: What a badge says, in words a reader needs no key for.
-WORDS = {
-    "verified": "measured in the sandbox",
-    "failed": "failed in the sandbox",
-    "stale": "probe changed since it ran",
-    "not-run": "not measured yet",
+LABELS = {
+    "verified": "verified",
+    "failed": "failed",
+    "stale": "stale",
+    "not-run": "not run",
+    "skipped": "skipped",
 }
+ICONS = {"verified": "✔", "failed": "✘", "stale": "↻", "not-run": "?", "skipped": "–"}
+#: Profile field -> its key in the profile's ``sources``.
+SOURCE_KEYS = {
+    "memory_limit_bytes": "memory.limit",
+    "memory_guarantee_bytes": "memory.guarantee",
+    "swap_bytes": "memory.swap",
+    "oom_scope": "memory.oom_scope",
+    "cpu_limit": "cpu.limit",
+    "cpu_guarantee": "cpu.guarantee",
+    "storage_bytes": "storage.size",
+    "storage_per_user_quota": "storage.per_user_quota",
+    "pids_limit": "pids.limit",
+    "node_cpus": "node.cpus",
+    "node_memory_bytes": "node.memory",
+    "interface": "interface.default",
+    "kernel_idle_seconds": "culling.kernel_idle_seconds",
+    "server_idle_seconds": "culling.server_idle_seconds",
+}
+_CLAIM_ID = re.compile(r"\b[a-z0-9]+(?:-[a-z0-9]+)+\b")
 
 
 @dataclasses.dataclass
 class Context:
     claims: Mapping[str, Claim]
-    results: Mapping[str, Any]  # the results file's data
-    status: Callable[[Claim], str]  # verified / failed / stale / not-run
-    profiles: Mapping[str, Profile]
-    measured_profile: str
+    results: Mapping[str, Mapping[str, Any]]  # profile -> its results file's data
+    status: Callable[[Claim, str], str]  # (claim, profile) -> verified / failed / skipped / ...
+    profiles: Mapping[str, Profile]  # in the chooser's order
     page_url: str  # this page's URL, e.g. "how-to/unstuck/"
+    default: str = DEFAULT_HUB
+    #: profile -> results measured on a live hub (probes/hub-results/)
+    live: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     claim_pages: Mapping[str, str] = dataclasses.field(default_factory=dict)  # id -> page URL
-    charts: Mapping[str, str] = dataclasses.field(default_factory=dict)  # name -> alt text
+    #: chart name -> hub -> alt text (the hubs it could be drawn for)
+    charts: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict)
     chart_probes: Mapping[str, str] = dataclasses.field(default_factory=dict)  # name -> probe
     problems: list[str] = dataclasses.field(default_factory=list)
+    #: The hubs the text being rendered is for (inside a ``when`` block: some).
+    scope: Sequence[str] | None = None
+
+    @property
+    def hubs(self) -> list[str]:
+        return list(self.scope if self.scope is not None else self.profiles)
 
     def link(self, target: str) -> str:
         """A relative link from this page to a site URL like ``probes/oom/``."""
@@ -63,6 +112,16 @@ class Context:
         if (target == "" or target.endswith("/")) and not rel.endswith("/"):
             rel += "/"
         return rel
+
+    def entry(self, hub: str, claim_id: str) -> Mapping[str, Any]:
+        return dict(self.results.get(hub, {}).get("claims", {}).get(claim_id, {}))
+
+    def per_hub(self, make: Callable[[str], str], *, block: bool = False) -> str:
+        return variants(make, self.hubs, block=block, within=self.hubs)
+
+    def problem(self, text: str) -> None:
+        if text not in self.problems:
+            self.problems.append(text)
 
 
 def format_figure(name: str, value: Any) -> str:
@@ -85,61 +144,187 @@ def format_figure(name: str, value: Any) -> str:
     return str(value)
 
 
-def _badge(ctx: Context, claim: Claim, anchor: bool) -> str:
-    status = ctx.status(claim)
-    entry = ctx.results.get("claims", {}).get(claim.id, {})
-    if status != "verified":
-        ctx.problems.append(f"claim {claim.id} is {LABELS[status]}: run `hubprobe probes`")
+def _attr(text: str) -> str:
+    # Escaped for an attribute; a backtick too, else Markdown turns `code` into <code>.
+    return html.escape(text).replace("`", "&#96;")
+
+
+def profile_values(profile: Profile, machine_cpus: int | None = None) -> dict[str, Any]:
+    """The names a ``when`` (or a claim's ``applies``) may use for one profile."""
+    values: dict[str, Any] = {
+        f"profile.{f.name}": getattr(profile, f.name)
+        for f in dataclasses.fields(profile)
+        if isinstance(getattr(profile, f.name), int | float | str)
+    }
+    values["profile.blas_threads_setting"] = profile.blas_threads_setting
+    source = profile.sources.get("memory.oom_scope", "")
+    # Known only where a source says what the hub does; inferred or assumed otherwise.
+    values["profile.oom_scope_inferred"] = source.startswith(("Inferred", "Assumption"))
+    values["machine_cpus"] = profile.node_cpus if machine_cpus is None else machine_cpus
+    return values
+
+
+def _source(profile: Profile, field: str) -> str:
+    key = SOURCE_KEYS.get(field, field)
+    return profile.sources.get(key, "no source recorded")
+
+
+def _live_entry(ctx: Context, hub: str, claim_id: str) -> tuple[Mapping[str, Any], str] | None:
+    data = ctx.live.get(hub)
+    if not data:
+        return None
+    entry = data.get("claims", {}).get(claim_id)
+    if not entry or entry.get("status") != "verified":
+        return None
+    host = urlsplit(str(data.get("hub", {}).get("url", ""))).hostname or "a live hub"
+    return entry, host
+
+
+def badge_words(ctx: Context, claim: Claim, hub: str) -> tuple[str, str, str, str]:
+    """(css class, words on the page, words on hover, link target) for one hub."""
+    status = ctx.status(claim, hub)
+    entry = ctx.entry(hub, claim.id)
+    profile = ctx.profiles[hub]
     date = str(entry.get("date", ""))[:10]
-    # In words on the page; the backend (a name only maintainers know) on hover.
-    title = html.escape(
-        f"{claim.statement} — {LABELS[status]}"
-        + (
-            f" on {date} in the {entry['backend']} sandbox with the {entry['profile']} profile"
-            if entry
-            else ""
-        )
-    ).replace("`", "&#96;")  # else Markdown turns `code` inside the attribute into <code>
     href = ctx.link(f"probes/{claim.probe}/") + f"#{claim.id}"
+    where = f" in the {entry['backend']} sandbox" if entry.get("backend") else ""
+    live = _live_entry(ctx, hub, claim.id)
+    if status == "verified" and live is not None:
+        live_entry, host = live
+        text = f"✔ measured on a live hub ({host}) · {str(live_entry.get('date', ''))[:10]}"
+        return "hp-live", text, f"also reproduced{where} on {date}", href
+    if status == "verified" and claim.kind == "configuration":
+        # The sandbox only applied the value the profile names: a fact about the
+        # sandbox, not about the hub. What stands behind it is the hub's config.
+        fields = [
+            n.removeprefix("profile.")
+            for e in claim.expect
+            for n in expectations.names_in(e)
+            if n.startswith("profile.")
+        ]
+        source = "; ".join(dict.fromkeys(_source(profile, f) for f in fields))
+        title = f"Source: {source}. The sandbox applied this value{where} on {date}."
+        href = ctx.link("reference/limits-by-hub/") + f"#{hub}"
+        return "hp-config", f"⚙ configuration value of {possessive(hub)} profile", title, href
+    if status == "verified":
+        text = f"✔ reproduced in the sandbox under {possessive(hub)} profile · {date}"
+        return "hp-verified", text, f"verified on {date}{where}", href
+    if status == "skipped":
+        reason = str(entry.get("reason") or claim.otherwise)
+        named = [c for c in _CLAIM_ID.findall(reason) if c in ctx.claims and c != claim.id]
+        if named and named[0] in ctx.claim_pages:
+            href = ctx.link(ctx.claim_pages[named[0]]) + f"#{named[0]}"
+        # A claim that would hold on the hub's own nodes, but not on the machine
+        # that ran the probes (too few cores), is not one that does not apply.
+        on_hub = not claim.applies or expectations.check(claim.applies, profile_values(profile))
+        if on_hub:
+            return "hp-skipped", f"– not reproduced for {hub_short(hub)} here: {reason}", "", href
+        return "hp-skipped", f"– does not apply on {hub_short(hub)}: {reason}", "", href
+    words = {
+        "failed": "failed in the sandbox",
+        "stale": "probe or profile changed since it ran",
+        "not-run": "not measured yet",
+    }[status]
+    return f"hp-{status}", f"{ICONS[status]} {words} under {possessive(hub)} profile", "", href
+
+
+def _badge(ctx: Context, claim: Claim, anchor: bool) -> str:
+    def one(hub: str) -> str:
+        status = ctx.status(claim, hub)
+        if status not in ("verified", "skipped"):
+            ctx.problem(
+                f"claim {claim.id} is {LABELS[status]} under the {hub} profile: "
+                f"run `hubprobe probes --profile {hub}`"
+            )
+        css, text, hover, href = badge_words(ctx, claim, hub)
+        title = _attr(claim.statement + (f" — {hover}" if hover else ""))
+        return (
+            f'<a class="hp-badge {css}" href="{href}" title="{title}" '
+            f'data-claim="{claim.id}">{html.escape(text)}</a>'
+        )
+
     attr = f' id="{claim.id}"' if anchor else ""
-    where = f" · {entry.get('profile', '')} profile · {date}" if entry else ""
-    text = f"{ICONS[status]} {WORDS[status]}{where}"
-    return (
-        f'<a{attr} class="hp-badge hp-{status}" href="{href}" title="{title}" '
-        f'data-claim="{claim.id}">{html.escape(text)}</a>'
-    )
+    return f'<span class="hp-claim"{attr}>{ctx.per_hub(one)}</span>'
+
+
+def _figure_value(ctx: Context, claim: Claim, hub: str, name: str) -> Any:
+    entry = ctx.entry(hub, claim.id)
+    probe = ctx.results.get(hub, {}).get("probes", {}).get(claim.probe, {})
+    for source in (entry.get("figures", {}), probe.get("figures", {})):
+        if name in source:
+            return source[name]
+    return KeyError
 
 
 def _figure(ctx: Context, ref: str) -> str:
     claim_id, _, name = ref.partition(".")
     claim = ctx.claims.get(claim_id)
     if claim is None or not name:
-        ctx.problems.append(
-            f"figure {ref}: write <!-- figure: CLAIM-ID.name --> with a known claim"
-        )
+        ctx.problem(f"figure {ref}: write <!-- figure: CLAIM-ID.name --> with a known claim")
         return "?"
-    entry = ctx.results.get("claims", {}).get(claim_id, {})
-    probe = ctx.results.get("probes", {}).get(claim.probe, {})
-    for source in (entry.get("figures", {}), probe.get("figures", {})):
-        if name in source:
-            return (
-                f'<span class="hp-figure" data-figure="{claim.probe}.{name}" title="measured by '
-                f'the {claim.probe} probe">{html.escape(format_figure(name, source[name]))}</span>'
+
+    def one(hub: str) -> str:
+        value = _figure_value(ctx, claim, hub, name)
+        if value is KeyError:
+            status = ctx.status(claim, hub)
+            if status in ("failed", "stale", "not-run"):
+                return '<span class="hp-figure hp-unmeasured">?</span>'  # reported as such
+            if status == "skipped":
+                reason = _attr(str(ctx.entry(hub, claim.id).get("reason") or claim.otherwise))
+                return f'<span class="hp-figure hp-unmeasured" title="{reason}">not measured</span>'
+            ctx.problem(
+                f"figure {ref}: the {claim.probe} probe recorded no figure {name!r} under {hub}"
             )
-    ctx.problems.append(f"figure {ref}: the {claim.probe} probe recorded no figure {name!r}")
-    return "?"
+            return "?"
+        return (
+            f'<span class="hp-figure" data-figure="{claim.probe}.{name}" title="measured by '
+            f"the {claim.probe} probe under {possessive(hub)} profile\">"
+            f"{html.escape(format_figure(name, value))}</span>"
+        )
+
+    return ctx.per_hub(one)
 
 
-def _profile_value(ctx: Context, ref: str) -> str:
-    name, _, field = ref.rpartition(".")
-    profile = ctx.profiles.get(name or ctx.measured_profile)
-    if profile is None or not hasattr(profile, field):
-        ctx.problems.append(f"profile {ref}: unknown profile or field")
-        return "?"
+def _value_text(profile: Profile, field: str) -> str:
+    if field == "hub":
+        return hub_short(profile.name)
     value = getattr(profile, field)
     if field in {"cpu_limit", "cpu_guarantee"}:
         return f"{value:g} CPU"
     return format_figure(field, value)
+
+
+def _profile_value(ctx: Context, ref: str) -> str:
+    name, _, field = ref.rpartition(".")
+    if name and name not in ctx.profiles:
+        ctx.problem(f"profile {ref}: unknown profile")
+        return "?"
+    sample = ctx.profiles[name or ctx.default]
+    if field != "hub" and not hasattr(sample, field):
+        ctx.problem(f"profile {ref}: unknown field")
+        return "?"
+
+    def one(hub: str) -> str:
+        profile = ctx.profiles[hub]
+        text = html.escape(_value_text(profile, field))
+        if field == "hub":
+            return text
+        title = _attr(f"configuration value — source: {_source(profile, field)}")
+        return f'<span class="hp-config-value" title="{title}">{text}</span>'
+
+    if name:
+        return one(name)
+    return ctx.per_hub(one)
+
+
+def _storage_text(p: Profile) -> str:
+    size = format_bytes(p.storage_bytes)
+    return size if p.storage_per_user_quota else f"{size} shared, no per-user quota"
+
+
+def _scope_text(p: Profile) -> str:
+    scope = "the kernel" if p.oom_scope == "process" else "the whole server"
+    return scope + (" (inferred)" if profile_values(p)["profile.oom_scope_inferred"] else "")
 
 
 def _profiles_table(ctx: Context) -> str:
@@ -148,16 +333,16 @@ def _profiles_table(ctx: Context) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for p in ctx.profiles.values():
-        scope = "the kernel" if p.oom_scope == "process" else "the whole server"
         rows.append(
-            f"| `{p.name}` | {format_bytes(p.memory_limit_bytes)} | {format_bytes(p.memory_guarantee_bytes)} "
-            f"| {p.cpu_limit:g} | {p.cpu_guarantee:g} | {format_bytes(p.storage_bytes)} | {scope} |"
+            f"| [{hub_short(p.name)}](#{p.name}) `{p.name}` | {format_bytes(p.memory_limit_bytes)} "
+            f"| {format_bytes(p.memory_guarantee_bytes)} | {p.cpu_limit:g} | {p.cpu_guarantee:g} "
+            f"| {_storage_text(p)} | {_scope_text(p)} |"
         )
     return "\n".join(rows)
 
 
 def _claims_table(ctx: Context) -> str:
-    rows = ["| claim | statement | status | measured |", "|---|---|---|---|"]
+    rows = ["| claim | statement | status by hub | measured |", "|---|---|---|---|"]
     for claim in ctx.claims.values():
         page = ctx.claim_pages.get(claim.id)
         # Raw HTML links: the post-build scan checks them (MkDocs cannot see
@@ -167,27 +352,54 @@ def _claims_table(ctx: Context) -> str:
             if page is not None
             else f"`{claim.id}`"
         )
-        entry = ctx.results.get("claims", {}).get(claim.id, {})
-        figures = "<br>".join(  # one a line: a narrow column, the statement gets the room
-            html.escape(f"{k} = {format_figure(k, v)}") for k, v in entry.get("figures", {}).items()
+        statuses = "<br>".join(
+            f'<span class="hp-{ctx.status(claim, hub)}" title="{_attr(badge_words(ctx, claim, hub)[1])}">'
+            f"{ICONS[ctx.status(claim, hub)]} {html.escape(hub_short(hub))}</span>"
+            for hub in ctx.profiles
         )
-        status = ctx.status(claim)
-        rows.append(
-            f"| {link} | {claim.statement} | {ICONS[status]} {LABELS[status]} | {figures} |"
-        )
+
+        def figures(hub: str, claim: Claim = claim) -> str:
+            shown = ctx.entry(hub, claim.id).get("figures", {})
+            # one a line: a narrow column, the statement gets the room
+            return "<br>".join(html.escape(f"{k} = {format_figure(k, v)}") for k, v in shown.items())
+
+        rows.append(f"| {link} | {claim.statement} | {statuses} | {ctx.per_hub(figures)} |")
     return "\n".join(rows)
 
 
-def render(markdown: str, ctx: Context) -> str:
-    """Replace every shortcode; problems are appended to ``ctx.problems``."""
-    seen: set[str] = set()
+def _chart(ctx: Context, name: str) -> str:
+    drawn = ctx.charts.get(name)
+    if not drawn:
+        ctx.problem(f"unknown or undrawn chart {name!r}")
+        return f"<!-- chart: {name} -->"
 
+    def one(hub: str) -> str:
+        if hub not in drawn:
+            probe = ctx.chart_probes.get(name, name)
+            return (
+                f'<p class="hp-nochart">No chart for {html.escape(hub_short(hub))}: the {probe} '
+                "probe recorded no data for it under this hub's profile.</p>"
+            )
+        return (
+            f'<figure class="hp-chart"><img src="{ctx.link(chart_path(name, hub, ctx.default))}" '
+            f'alt="{html.escape(drawn[hub])}"></figure>'
+        )
+
+    return ctx.per_hub(one, block=True)
+
+
+def chart_path(name: str, hub: str, default: str = DEFAULT_HUB) -> str:
+    """Where a hub's chart is in the site (the default hub's at the old address)."""
+    return f"assets/charts/{name}.svg" if hub == default else f"assets/charts/{name}-{hub}.svg"
+
+
+def _shortcodes(text: str, ctx: Context, seen: set[str]) -> str:
     def replace(m: re.Match[str]) -> str:
         kind, arg = m.group(1), m.group(2)
         if kind == "claim":
             claim = ctx.claims.get(arg)
             if claim is None:
-                ctx.problems.append(f"unknown claim id {arg!r}: see probes/claims.toml")
+                ctx.problem(f"unknown claim id {arg!r}: see probes/claims.toml")
                 return m.group(0)
             first = arg not in seen
             seen.add(arg)
@@ -197,20 +409,73 @@ def render(markdown: str, ctx: Context) -> str:
         if kind == "profile":
             return _profile_value(ctx, arg)
         if kind == "chart":
-            if arg not in ctx.charts:
-                ctx.problems.append(f"unknown or undrawn chart {arg!r}")
-                return m.group(0)
-            src = ctx.link(f"assets/charts/{arg}.svg")
-            alt = html.escape(ctx.charts[arg])
-            return f'<figure class="hp-chart"><img src="{src}" alt="{alt}"></figure>'
-
+            return _chart(ctx, arg)
         tables = {"profiles": _profiles_table, "claims": _claims_table}
         if arg not in tables:
-            ctx.problems.append(f"unknown table {arg!r}: one of {', '.join(tables)}")
+            ctx.problem(f"unknown table {arg!r}: one of {', '.join(tables)}")
             return m.group(0)
         return tables[arg](ctx)
 
-    return SHORTCODE.sub(replace, markdown)
+    return SHORTCODE.sub(replace, text)
+
+
+def _when(m: re.Match[str], ctx: Context, seen: set[str]) -> str:
+    expr, body, indent = m.group("expr"), m.group("body"), m.group("indent")
+    try:
+        fits = [
+            hub
+            for hub in ctx.hubs
+            if expectations.check(expr, profile_values(ctx.profiles[hub]))
+        ]
+    except (expectations.ExpectationError, expectations.MissingFigure) as exc:
+        ctx.problem(f"when {expr!r}: {exc}")
+        return m.group(0)
+    if not fits:
+        ctx.problem(f"when {expr!r}: no hub profile fits, so its text would never show")
+    # A claim whose first badge is in the block keeps its anchor outside it, so
+    # a link to it lands whatever hub is chosen.
+    anchors = [c for c in dict.fromkeys(SHORTCODE.findall(body)) if c[0] == "claim"]
+    hoisted = [arg for _, arg in anchors if arg in ctx.claims and arg not in seen]
+    seen.update(hoisted)
+    outer = ctx.scope
+    ctx.scope = fits
+    try:
+        inner = _shortcodes(body, ctx, seen)
+    finally:
+        ctx.scope = outer
+    names = " ".join(fits)
+    if indent is None or "\n" not in body.strip("\n") and not body.startswith("\n"):
+        spans = "".join(f'<span class="hp-anchor" id="{a}"></span>' for a in hoisted)
+        return f'{indent or ""}{spans}<span class="hp-hub hp-when" data-hub="{names}">{inner}</span>'
+    divs = "".join(f'{indent}<div class="hp-anchor" id="{a}"></div>\n\n' for a in hoisted)
+    return (
+        f'{divs}{indent}<div class="hp-hub hp-when" data-hub="{names}" markdown>\n\n'
+        f"{inner.strip(chr(10)).rstrip()}\n\n{indent}</div>"
+    )
+
+
+def render(markdown: str, ctx: Context) -> str:
+    """Replace every shortcode; problems are appended to ``ctx.problems``."""
+    seen: set[str] = set()
+    out: list[str] = []
+    pos = 0
+    for m in WHEN.finditer(markdown):
+        out.append(_shortcodes(markdown[pos : m.start()], ctx, seen))
+        out.append(_when(m, ctx, seen))
+        pos = m.end()
+    out.append(_shortcodes(markdown[pos:], ctx, seen))
+    return "".join(out)
+
+
+def result_problems(ctx: Context) -> list[str]:
+    """Every (claim, profile) whose result is missing, failed or stale; skipped is fine."""
+    return [
+        f"claim {claim.id} is {LABELS[status]} under the {hub} profile: "
+        f"run `hubprobe probes --profile {hub}`"
+        for claim in ctx.claims.values()
+        for hub in ctx.profiles
+        if (status := ctx.status(claim, hub)) not in ("verified", "skipped")
+    ]
 
 
 def _inline_code(text: str) -> str:
@@ -219,62 +484,68 @@ def _inline_code(text: str) -> str:
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
-def probe_summary(ctx: Context, probe: str) -> str:
-    """What a probe page shows first: each claim it verifies, its figures, its chart.
+def probe_summary(ctx: Context, probe: str, shown: str | None = None) -> str:
+    """What a probe page shows first: each claim it verifies, per hub, and its chart.
 
     A badge links here (``probes/<probe>/#<claim-id>``), so a reader lands on
     what the probe found rather than on a cell of ``record(...)`` calls; the
-    executed notebook follows below for whoever wants every step.
+    executed notebook follows below (``shown``: the profile whose run it is).
     """
     blocks = []
     for claim in ctx.claims.values():
         if claim.probe != probe:
             continue
-        status = ctx.status(claim)
-        entry = ctx.results.get("claims", {}).get(claim.id, {})
-        recorded = ctx.results.get("probes", {}).get(probe, {}).get("figures", {})
-        figures = {**recorded, **entry.get("figures", {})}
-        rows = "".join(
-            f"<tr><td><code>{html.escape(name)}</code></td>"
-            f"<td>{html.escape(format_figure(name, figures[name]))}</td></tr>"
-            for name in claim.show
-            if name in figures
-        )
-        when = ""
-        if entry:
-            when = (
-                f' · <span title="{html.escape(entry["backend"])} sandbox">'
-                f"{html.escape(entry['profile'])} profile · {str(entry['date'])[:10]}</span>"
+
+        def one(hub: str, claim: Claim = claim) -> str:
+            status = ctx.status(claim, hub)
+            entry = ctx.entry(hub, claim.id)
+            recorded = ctx.results.get(hub, {}).get("probes", {}).get(probe, {}).get("figures", {})
+            figures = {**recorded, **entry.get("figures", {})} if status != "skipped" else {}
+            rows = "".join(
+                f"<tr><td><code>{html.escape(name)}</code></td>"
+                f"<td>{html.escape(format_figure(name, figures[name]))}</td></tr>"
+                for name in claim.show
+                if name in figures
             )
+            css, text, hover, _href = badge_words(ctx, claim, hub)
+            backend = (
+                f' <span title="{html.escape(entry["backend"])} sandbox">(sandbox)</span>'
+                if entry.get("backend")
+                else ""
+            )
+            table = (
+                f'<table class="hp-figures"><tr><th>figure</th><th>measured</th></tr>{rows}</table>'
+                if rows
+                else ""
+            )
+            return f'<p class="{css}">{html.escape(text)}{backend}</p>{table}'
+
         page = ctx.claim_pages.get(claim.id)
         where = (
-            f' · <a href="{ctx.link(page)}#{claim.id}">where the guide says it</a>'
+            f'<p><a href="{ctx.link(page)}#{claim.id}">Where the guide says it</a></p>'
             if page is not None
-            else ""
-        )
-        table = (
-            f'<table class="hp-figures"><tr><th>figure</th><th>measured</th></tr>{rows}</table>'
-            if rows
             else ""
         )
         blocks.append(
             f'<div class="hp-probe-claim" id="{claim.id}">'
             f"<p><strong>{_inline_code(claim.statement)}</strong></p>"
-            f'<p class="hp-{status}">{ICONS[status]} {WORDS[status]}{when}{where}</p>'
-            f"{table}</div>"
+            f"{ctx.per_hub(one, block=True)}{where}</div>"
         )
     charts = "".join(
-        f'<figure class="hp-chart"><img src="{ctx.link(f"assets/charts/{name}.svg")}" '
-        f'alt="{html.escape(alt)}"></figure>'
-        for name, alt in ctx.charts.items()
-        if ctx.chart_probes.get(name) == probe
+        _chart(ctx, name) for name in ctx.charts if ctx.chart_probes.get(name) == probe
     )
     if not blocks:
         return ""
+    ran = (
+        f" under {html.escape(possessive(shown))} profile"
+        + ("" if shown == ctx.default else f" (it does not run under {possessive(ctx.default)})")
+        if shown
+        else ""
+    )
     return (
         '<section class="hp-probe-summary"><h2 id="what-it-showed">What this probe showed</h2>'
         + "".join(blocks)
         + charts
-        + "<p>Below, the notebook as it ran: every cell with its output, numbered as the "
-        "kernel ran it.</p></section>"
+        + f"<p>Below, the notebook as it ran{ran}: every cell with its output, numbered as "
+        "the kernel ran it.</p></section>"
     )
