@@ -240,7 +240,7 @@ def _badge(ctx: Context, claim: Claim, anchor: bool) -> str:
         title = _attr(claim.statement + (f" — {hover}" if hover else ""))
         return (
             f'<a class="hp-badge {css}" href="{href}" title="{title}" '
-            f'data-claim="{claim.id}">{html.escape(text)}</a>'
+            f'data-claim="{claim.id}">{html.escape(text, quote=False)}</a>'
         )
 
     attr = f' id="{claim.id}"' if anchor else ""
@@ -299,7 +299,7 @@ def _profile_value(ctx: Context, ref: str) -> str:
     if name and name not in ctx.profiles:
         ctx.problem(f"profile {ref}: unknown profile")
         return "?"
-    sample = ctx.profiles[name or ctx.default]
+    sample = ctx.profiles.get(name or ctx.default) or next(iter(ctx.profiles.values()))
     if field != "hub" and not hasattr(sample, field):
         ctx.problem(f"profile {ref}: unknown field")
         return "?"
@@ -518,7 +518,7 @@ def probe_summary(ctx: Context, probe: str, shown: str | None = None) -> str:
                 if rows
                 else ""
             )
-            return f'<p class="{css}">{html.escape(text)}{backend}</p>{table}'
+            return f'<p class="{css}">{html.escape(text, quote=False)}{backend}</p>{table}'
 
         page = ctx.claim_pages.get(claim.id)
         where = (
@@ -537,7 +537,7 @@ def probe_summary(ctx: Context, probe: str, shown: str | None = None) -> str:
     if not blocks:
         return ""
     ran = (
-        f" under {html.escape(possessive(shown))} profile"
+        f" under {html.escape(possessive(shown), quote=False)} profile"
         + ("" if shown == ctx.default else f" (it does not run under {possessive(ctx.default)})")
         if shown
         else ""
