@@ -17,12 +17,12 @@ from pathlib import Path
 
 from hubprobe.check.verdict import TIGHT_FRACTION
 from hubprobe.claims.registry import load_claims
-from hubprobe.claims.results import load_results
+from hubprobe.claims.results import load_all
 from hubprobe.site.render import SHORTCODE, format_figure
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted(p for p in (ROOT / "docs").rglob("*.md") if "probes" not in p.parts)
-RESULTS = load_results(ROOT / "probes" / "results.json")
+ALL = load_all(ROOT / "probes")
 PROBE_OF = {c.id: c.probe for c in load_claims(ROOT / "probes" / "claims.toml")}
 #: Words that name how a quantity was measured, not which quantity it is.
 MEASURES = re.compile(r"(^|_)(rss|cgroup|memory|usage)(?=_|$)")
@@ -37,7 +37,11 @@ def prose(path: Path) -> str:
 def recorded() -> dict[str, str]:
     """Every measured size, duration and ratio, as the site prints it -> where from."""
     out: dict[str, str] = {}
-    sources = [(f"probe {p}", e.get("figures", {})) for p, e in RESULTS["probes"].items()]
+    sources = [
+        (f"probe {p} under {hub}", e.get("figures", {}))
+        for hub, data in ALL.items()
+        for p, e in data["probes"].items()
+    ]
     for where, figures in sources:
         for name, value in figures.items():
             words = set(name.split("_"))
