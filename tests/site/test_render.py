@@ -251,7 +251,7 @@ def test_tables() -> None:
     profiles = render("<!-- table: profiles -->", c)
     assert (
         "| [DataHub](#datahub) `datahub` | 1 GiB | 512 MiB | 4 | 0.05 "
-        "| 10 GiB shared, no per-user quota | the whole server (inferred) |" in profiles
+        "| a shared volume, no per-user quota | the whole server (inferred) |" in profiles
     )
     assert "| 10 GiB | the kernel (inferred) |" in profiles, "the 2017 page: a volume per user"
 
@@ -330,3 +330,19 @@ def test_every_badge_says_its_status_in_words(hub: str) -> None:
             # The sandbox applying a value shows nothing about the hub.
             assert "verified" not in text and "measured" not in text, text
             assert css != "hp-verified"
+
+
+def test_when_blocks_nest_and_an_unclosed_one_is_a_problem() -> None:
+    c = ctx(hubs=("datahub", "aalto", "dsmlp"))
+    out = render(
+        "<!-- when: profile.oom_scope == 'container' -->\n"
+        "Whole server<!-- when: profile.oom_scope_inferred --> (inferred)<!-- end when -->.\n"
+        "<!-- end when -->\n",
+        c,
+    )
+    assert '<div class="hp-hub hp-when" data-hub="datahub dsmlp" markdown>' in out
+    assert 'Whole server<span class="hp-hub hp-when" data-hub="datahub"> (inferred)</span>.' in out
+    assert c.problems == []
+    render("<!-- when: profile.cpu_limit > 1 -->x", c)
+    render("x<!-- end when -->", c)
+    assert len(c.problems) == 2

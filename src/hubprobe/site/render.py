@@ -51,10 +51,8 @@ __all__ = [
 ]
 
 SHORTCODE = re.compile(r"<!--\s*(claim|figure|profile|table|chart):\s*([A-Za-z0-9_.\-]+)\s*-->")
-WHEN = re.compile(
-    r"(?P<indent>^[ \t]*)?<!--\s*when:\s*(?P<expr>.*?)\s*-->(?P<body>.*?)<!--\s*end when\s*-->",
-    re.DOTALL | re.MULTILINE,
-)
+#: The opening and the closing comment of a ``when`` block (blocks may nest).
+WHEN = re.compile(r"<!--\s*when:\s*(?P<expr>.*?)\s*-->|<!--\s*end when\s*-->")
 
 LABELS = {
     "verified": "verified",
@@ -285,9 +283,16 @@ def _figure(ctx: Context, ref: str) -> str:
     return ctx.per_hub(one)
 
 
+#: Values a page may name that are not fields: the hub's name, and its storage
+#: in words ("10 GiB", or that there is no per-user quota).
+PSEUDO_FIELDS = ("hub", "storage")
+
+
 def _value_text(profile: Profile, field: str) -> str:
     if field == "hub":
         return hub_short(profile.name)
+    if field == "storage":
+        return _storage_text(profile)
     value = getattr(profile, field)
     if field in {"cpu_limit", "cpu_guarantee"}:
         return f"{value:g} CPU"
@@ -300,7 +305,7 @@ def _profile_value(ctx: Context, ref: str) -> str:
         ctx.problem(f"profile {ref}: unknown profile")
         return "?"
     sample = ctx.profiles.get(name or ctx.default) or next(iter(ctx.profiles.values()))
-    if field != "hub" and not hasattr(sample, field):
+    if field not in PSEUDO_FIELDS and not hasattr(sample, field):
         ctx.problem(f"profile {ref}: unknown field")
         return "?"
 
@@ -309,7 +314,10 @@ def _profile_value(ctx: Context, ref: str) -> str:
         text = html.escape(_value_text(profile, field))
         if field == "hub":
             return text
-        title = _attr(f"configuration value — source: {_source(profile, field)}")
+        key = field
+        if field == "storage":
+            key = "storage_bytes" if profile.storage_per_user_quota else "storage_per_user_quota"
+        title = _attr(f"configuration value — source: {_source(profile, key)}")
         return f'<span class="hp-config-value" title="{title}">{text}</span>'
 
     if name:
@@ -319,7 +327,7 @@ def _profile_value(ctx: Context, ref: str) -> str:
 
 def _storage_text(p: Profile) -> str:
     size = format_bytes(p.storage_bytes)
-    return size if p.storage_per_user_quota else f"{size} shared, no per-user quota"
+    return size if p.storage_per_user_quota else "a shared volume, no per-user quota"
 
 
 def _scope_text(p: Profile) -> str:
@@ -419,8 +427,8 @@ def _shortcodes(text: str, ctx: Context, seen: set[str]) -> str:
     return SHORTCODE.sub(replace, text)
 
 
-def _when(m: re.Match[str], ctx: Context, seen: set[str]) -> str:
-    expr, body, indent = m.group("expr"), m.group("body"), m.group("indent")
+def _when(expr: str, body: str, indent: str | None, ctx: Context, seen: set[str]) -> str:
+    """A ``when`` block: its text for the hubs whose profile makes ``expr`` true."""
     try:
         fits = [
             hub
@@ -429,42 +437,61 @@ def _when(m: re.Match[str], ctx: Context, seen: set[str]) -> str:
         ]
     except (expectations.ExpectationError, expectations.MissingFigure) as exc:
         ctx.problem(f"when {expr!r}: {exc}")
-        return m.group(0)
+        return body
     if not fits:
         ctx.problem(f"when {expr!r}: no hub profile fits, so its text would never show")
     # A claim whose first badge is in the block keeps its anchor outside it, so
     # a link to it lands whatever hub is chosen.
-    anchors = [c for c in dict.fromkeys(SHORTCODE.findall(body)) if c[0] == "claim"]
-    hoisted = [arg for _, arg in anchors if arg in ctx.claims and arg not in seen]
+    named = [arg for kind, arg in SHORTCODE.findall(body) if kind == "claim"]
+    hoisted = [c for c in dict.fromkeys(named) if c in ctx.claims and c not in seen]
     seen.update(hoisted)
     outer = ctx.scope
     ctx.scope = fits
     try:
-        inner = _shortcodes(body, ctx, seen)
+        inner = _render(body, ctx, seen)
     finally:
         ctx.scope = outer
     names = " ".join(fits)
-    if indent is None or "\n" not in body.strip("\n") and not body.startswith("\n"):
+    if indent is None or not body.startswith("\n"):
         spans = "".join(f'<span class="hp-anchor" id="{a}"></span>' for a in hoisted)
-        return f'{indent or ""}{spans}<span class="hp-hub hp-when" data-hub="{names}">{inner}</span>'
-    divs = "".join(f'{indent}<div class="hp-anchor" id="{a}"></div>\n\n' for a in hoisted)
+        return f'{spans}<span class="hp-hub hp-when" data-hub="{names}">{inner}</span>'
+    divs = "".join(f'<div class="hp-anchor" id="{a}"></div>\n\n{indent}' for a in hoisted)
     return (
-        f'{divs}{indent}<div class="hp-hub hp-when" data-hub="{names}" markdown>\n\n'
+        f'{divs}<div class="hp-hub hp-when" data-hub="{names}" markdown>\n\n'
         f"{inner.strip(chr(10)).rstrip()}\n\n{indent}</div>"
     )
 
 
+def _render(text: str, ctx: Context, seen: set[str]) -> str:
+    out: list[str] = []
+    pos = 0  # rendered up to here
+    depth, start, expr = 0, 0, ""
+    for m in WHEN.finditer(text):
+        if m.group("expr") is not None:
+            if depth == 0:
+                out.append(_shortcodes(text[pos : m.start()], ctx, seen))
+                start, expr = m.start(), m.group("expr")
+                pos = m.end()
+            depth += 1
+            continue
+        if depth == 0:
+            ctx.problem("an <!-- end when --> without its <!-- when: ... -->")
+            continue
+        depth -= 1
+        if depth == 0:
+            line = text[text.rfind("\n", 0, start) + 1 : start]
+            indent = line if not line.strip() else None  # a block starts its line
+            out.append(_when(expr, text[pos : m.start()], indent, ctx, seen))
+            pos = m.end()
+    if depth:
+        ctx.problem(f"<!-- when: {expr} --> is never closed by <!-- end when -->")
+    out.append(_shortcodes(text[pos:], ctx, seen))
+    return "".join(out)
+
+
 def render(markdown: str, ctx: Context) -> str:
     """Replace every shortcode; problems are appended to ``ctx.problems``."""
-    seen: set[str] = set()
-    out: list[str] = []
-    pos = 0
-    for m in WHEN.finditer(markdown):
-        out.append(_shortcodes(markdown[pos : m.start()], ctx, seen))
-        out.append(_when(m, ctx, seen))
-        pos = m.end()
-    out.append(_shortcodes(markdown[pos:], ctx, seen))
-    return "".join(out)
+    return _render(markdown, ctx, set())
 
 
 def result_problems(ctx: Context) -> list[str]:
