@@ -97,9 +97,7 @@ def test_badge_links_to_the_probe_and_carries_the_anchor() -> None:
     # To what the probe showed for this claim, not to the top of its notebook.
     assert 'href="../../probes/oom/#oom-kernel-restarts"' in out
     # In words on the page; the backend only on hover.
-    assert (
-        ">✔ reproduced in the sandbox under the 2017 guide's profile · 2026-11-26</a>" in out
-    )
+    assert ">✔ reproduced in the sandbox under the 2017 guide's profile · 2026-11-26</a>" in out
     assert "in the cgroup1 sandbox" in out
     assert "cgroup1" not in re.sub(r'title="[^"]*"', "", out)
     assert c.problems == []
@@ -114,7 +112,7 @@ def test_one_variant_per_hub_and_one_anchor_whatever_the_hub() -> None:
     assert '<span class="hp-hub" data-hub="curriculum-guide">' in out
     # Skipped with its reason, linking to the claim that holds there.
     assert (
-        ">– does not apply on DataHub: On this hub one kill ends the whole server: "
+        ">○ does not apply on DataHub: On this hub one kill ends the whole server: "
         "see oom-whole-server.</a>" in out
     )
     assert 'href="../../explanation/silent-oom-kill/#oom-whole-server"' in out
@@ -125,7 +123,9 @@ def test_equal_variants_share_one_element() -> None:
     c = ctx(hubs=("data8", "data100", "datahub"))
     out = render("<!-- profile: storage_bytes -->", c)
     assert "data-hub" not in out, "the three hubs' storage is 10 GiB from one source: no variants"
-    out = variants(lambda h: "4 GiB" if h == "data100" else "1 GiB", ["datahub", "data8", "data100"])
+    out = variants(
+        lambda h: "4 GiB" if h == "data100" else "1 GiB", ["datahub", "data8", "data100"]
+    )
     assert out == (
         '<span class="hp-hub" data-hub="datahub data8">1 GiB</span>'
         '<span class="hp-hub" data-hub="data100">4 GiB</span>'
@@ -147,11 +147,14 @@ def test_a_configuration_value_is_never_a_verified_fact_about_the_hub() -> None:
     out = render("<!-- claim: memory-limit -->", c)
     text = re.sub(r"<[^>]+>", " ", out)
     assert "configuration value of DataHub's profile" in text
-    assert "verified" not in text and "measured" not in text and "reproduced" not in text
+    assert "verified" not in text
+    assert "measured" not in text
+    assert "reproduced" not in text
     # Where the number comes from: the profile's source, on hover and by link.
     assert "deployments/datahub/config/common.yaml" in out
     assert 'href="../../reference/limits-by-hub/#datahub"' in out
-    assert "hp-config" in out and "hp-verified" not in out
+    assert "hp-config" in out
+    assert "hp-verified" not in out
 
 
 def test_live_hub_results_say_so() -> None:
@@ -219,7 +222,9 @@ def test_when_blocks_show_for_the_hubs_they_fit() -> None:
     anchor = out.index('<div class="hp-anchor" id="oom-kernel-restarts"></div>')
     assert anchor < out.index(block)
     assert out.count('id="oom-kernel-restarts"') == 1
-    assert 'On <span class="hp-hub hp-when" data-hub="curriculum-guide">your own disk</span>.' in out
+    assert (
+        'On <span class="hp-hub hp-when" data-hub="curriculum-guide">your own disk</span>.' in out
+    )
     assert c.problems == []
 
 
@@ -247,7 +252,8 @@ def test_tables() -> None:
     claims = render("<!-- table: claims -->", c)
     assert '<a href="../../explanation/silent-oom-kill/#oom-kernel-restarts">' in claims
     assert "oom_kills = 1" in claims
-    assert "✔ the 2017 guide" in claims and "– DataHub" in claims, "every hub's status"
+    assert "✔ the 2017 guide" in claims, "every hub's status"
+    assert "○ DataHub" in claims, "every hub's status"
     profiles = render("<!-- table: profiles -->", c)
     assert (
         "| [DataHub](#datahub) `datahub` | 1 GiB | 512 MiB | 4 | 0.05 "
@@ -292,7 +298,9 @@ def test_hold_keeps_other_hubs_out_and_restore_puts_them_back() -> None:
     held: list[str] = []
     cut = hold(page, "datahub", held)
     assert "1 GiB" in cut
-    assert "5 GiB" not in cut and "Aalto" not in cut and "inner" not in cut
+    assert "5 GiB" not in cut
+    assert "Aalto" not in cut
+    assert "inner" not in cut
     assert "end" in cut
     assert restore(cut, held) == page
 
@@ -302,7 +310,7 @@ CLAIMS = load_claims(PROBES / "claims.toml")
 ALL = load_all(PROBES)
 WORDS = {
     "verified": ("✔ reproduced in the sandbox under ", "⚙ configuration value of "),
-    "skipped": ("– does not apply on ", "– not reproduced for "),
+    "skipped": ("○ does not apply on ", "○ not reproduced for "),
     "failed": ("✘ failed in the sandbox",),
     "stale": ("↻ probe or profile changed",),
     "not-run": ("? not measured yet",),
@@ -328,7 +336,8 @@ def test_every_badge_says_its_status_in_words(hub: str) -> None:
             assert text.endswith(reason), f"{claim.id} under {hub}: the reason is said"
         if claim.kind == "configuration" and status == "verified":
             # The sandbox applying a value shows nothing about the hub.
-            assert "verified" not in text and "measured" not in text, text
+            assert "verified" not in text, text
+            assert "measured" not in text, text
             assert css != "hp-verified"
 
 

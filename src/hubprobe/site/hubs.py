@@ -167,11 +167,11 @@ def head(hubs: Sequence[str], default: str = DEFAULT_HUB) -> str:
     css += "html:not([data-hub]) .hp-chooser select { display: none; }\n"
     css += "html[data-hub] .hp-chooser .hp-nojs { display: none; }\n"
     script = (
-        "(function () { var hubs = %s, hub = null;"
-        " try { hub = localStorage.getItem(%s); } catch (e) {}"
-        " if (hubs.indexOf(hub) < 0) { hub = %s; }"
+        f"(function () {{ var hubs = {json.dumps(list(hubs))}, hub = null;"
+        f" try {{ hub = localStorage.getItem({json.dumps(STORAGE_KEY)}); }} catch (e) {{}}"
+        f" if (hubs.indexOf(hub) < 0) {{ hub = {json.dumps(default)}; }}"
         " document.documentElement.setAttribute('data-hub', hub); })();"
-    ) % (json.dumps(list(hubs)), json.dumps(STORAGE_KEY), json.dumps(default))
+    )
     return f'<style id="hp-hub-rules">\n{css}</style>\n<script>{script}</script>\n'
 
 

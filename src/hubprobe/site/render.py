@@ -61,7 +61,7 @@ LABELS = {
     "not-run": "not run",
     "skipped": "skipped",
 }
-ICONS = {"verified": "✔", "failed": "✘", "stale": "↻", "not-run": "?", "skipped": "–"}
+ICONS = {"verified": "✔", "failed": "✘", "stale": "↻", "not-run": "?", "skipped": "○"}
 #: Profile field -> its key in the profile's ``sources``.
 SOURCE_KEYS = {
     "memory_limit_bytes": "memory.limit",
@@ -216,8 +216,8 @@ def badge_words(ctx: Context, claim: Claim, hub: str) -> tuple[str, str, str, st
         # that ran the probes (too few cores), is not one that does not apply.
         on_hub = not claim.applies or expectations.check(claim.applies, profile_values(profile))
         if on_hub:
-            return "hp-skipped", f"– not reproduced for {hub_short(hub)} here: {reason}", "", href
-        return "hp-skipped", f"– does not apply on {hub_short(hub)}: {reason}", "", href
+            return "hp-skipped", f"○ not reproduced for {hub_short(hub)} here: {reason}", "", href
+        return "hp-skipped", f"○ does not apply on {hub_short(hub)}: {reason}", "", href
     words = {
         "failed": "failed in the sandbox",
         "stale": "probe or profile changed since it ran",
@@ -276,7 +276,7 @@ def _figure(ctx: Context, ref: str) -> str:
             return "?"
         return (
             f'<span class="hp-figure" data-figure="{claim.probe}.{name}" title="measured by '
-            f"the {claim.probe} probe under {possessive(hub)} profile\">"
+            f'the {claim.probe} probe under {possessive(hub)} profile">'
             f"{html.escape(format_figure(name, value))}</span>"
         )
 
@@ -369,7 +369,9 @@ def _claims_table(ctx: Context) -> str:
         def figures(hub: str, claim: Claim = claim) -> str:
             shown = ctx.entry(hub, claim.id).get("figures", {})
             # one a line: a narrow column, the statement gets the room
-            return "<br>".join(html.escape(f"{k} = {format_figure(k, v)}") for k, v in shown.items())
+            return "<br>".join(
+                html.escape(f"{k} = {format_figure(k, v)}") for k, v in shown.items()
+            )
 
         rows.append(f"| {link} | {claim.statement} | {statuses} | {ctx.per_hub(figures)} |")
     return "\n".join(rows)
@@ -431,9 +433,7 @@ def _when(expr: str, body: str, indent: str | None, ctx: Context, seen: set[str]
     """A ``when`` block: its text for the hubs whose profile makes ``expr`` true."""
     try:
         fits = [
-            hub
-            for hub in ctx.hubs
-            if expectations.check(expr, profile_values(ctx.profiles[hub]))
+            hub for hub in ctx.hubs if expectations.check(expr, profile_values(ctx.profiles[hub]))
         ]
     except (expectations.ExpectationError, expectations.MissingFigure) as exc:
         ctx.problem(f"when {expr!r}: {exc}")
@@ -534,7 +534,7 @@ def probe_summary(ctx: Context, probe: str, shown: str | None = None) -> str:
                 for name in claim.show
                 if name in figures
             )
-            css, text, hover, _href = badge_words(ctx, claim, hub)
+            css, text, _hover, _href = badge_words(ctx, claim, hub)
             backend = (
                 f' <span title="{html.escape(entry["backend"])} sandbox">(sandbox)</span>'
                 if entry.get("backend")
