@@ -87,9 +87,11 @@ def site_pages(browser: object) -> None:
         page.goto(base)
         page.screenshot(path=str(OUT / "home.png"))
         page.goto(f"{base}explanation/silent-oom-kill/")
-        badge = page.locator(".hp-badge").first
+        # The first badge a DataHub reader sees (other hubs' are hidden), with
+        # the paragraph or list item it stands in.
+        badge = page.locator(".hp-badge:visible").first
         badge.scroll_into_view_if_needed()
-        para = badge.locator("xpath=..")
+        para = badge.locator("xpath=ancestor::*[self::p or self::li][1]")
         para.screenshot(path=str(OUT / "claim.png"))
         print("home.png, claim.png: taken from the built site")
         page.close()
