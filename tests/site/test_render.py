@@ -355,3 +355,15 @@ def test_when_blocks_nest_and_an_unclosed_one_is_a_problem() -> None:
     render("<!-- when: profile.cpu_limit > 1 -->x", c)
     render("x<!-- end when -->", c)
     assert len(c.problems) == 2
+
+
+def test_every_claim_and_profile_pair_is_checked_whatever_the_pages() -> None:
+    from hubprobe.site.render import result_problems
+
+    c = ctx(hubs=TWO)
+    assert result_problems(c) == [], "verified or skipped with a reason: a clean build"
+    for status in ("failed", "stale", "not-run"):
+        problems = result_problems(ctx(status, hubs=TWO))
+        # oom-kernel-restarts is skipped under DataHub: two claims there, three under 2017.
+        assert len(problems) == 5, problems
+        assert all(status.replace("-", " ") in p for p in problems)
