@@ -11,7 +11,14 @@ from hubprobe.claims.registry import Claim, load_claims
 from hubprobe.claims.results import claim_status, load_all
 from hubprobe.profiles import list_profiles, load_profile
 from hubprobe.site.hubs import hold, hub_order, restore, variants
-from hubprobe.site.render import Context, badge_words, format_figure, probe_summary, render
+from hubprobe.site.render import (
+    Context,
+    badge_words,
+    format_figure,
+    probe_summary,
+    render,
+    result_problems,
+)
 
 PROBES = Path(__file__).resolve().parents[2] / "probes"
 CLAIM = Claim(
@@ -358,8 +365,6 @@ def test_when_blocks_nest_and_an_unclosed_one_is_a_problem() -> None:
 
 
 def test_every_claim_and_profile_pair_is_checked_whatever_the_pages() -> None:
-    from hubprobe.site.render import result_problems
-
     c = ctx(hubs=TWO)
     assert result_problems(c) == [], "verified or skipped with a reason: a clean build"
     for status in ("failed", "stale", "not-run"):
