@@ -749,14 +749,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "probes",
-        help="run the probe notebooks and verify every claim",
+        help="run the probe notebooks and verify every claim, under every hub profile",
         formatter_class=_Help,
-        description="Run each probe notebook through a real Jupyter server in a sandbox "
-        "matching the profile, check every claim's expectations, write the executed "
-        "notebooks back and the results file."
-        + "\n\nWith --hub URL the probes run in the user's own server on that hub "
-        "(started if needed, stopped again after), under the limits measured there; "
-        "probes that need hubprobe's own sandbox are skipped, each with its reason.\n\n"
+        description=textwrap.dedent(
+            """\
+            Run the probe notebooks through a real Jupyter server in a
+            sandbox matching each hub profile (every shipped one unless
+            --profile names some), check every claim's expectations, and
+            keep PROBES_DIR/results/PROFILE.json with the executed
+            notebooks in PROBES_DIR/runs/PROFILE/. Only what is stale or
+            missing runs: a result stays fresh while its probe, the
+            profile's values and the environment (backend, cgroup version,
+            Python and the packages that shape the outcome) are unchanged,
+            so with nothing changed no probe runs and no file is written.
+            A claim that cannot hold under a profile is recorded as
+            skipped, with its reason. --status lists it all and runs
+            nothing.
+
+            With --hub URL the probes run in the user's own server on that
+            hub (started if needed, stopped again after), under the limits
+            measured there; probes that need hubprobe's own sandbox are
+            skipped, each with its reason.
+
+            """
+        )
         + exit_help([ExitCode.OK, ExitCode.FAILED, *_HUB_CODES, *_COMMON_CODES]),
     )
     p.add_argument(
