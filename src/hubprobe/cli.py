@@ -53,10 +53,10 @@ def _backend(name: str | None, profile: Profile) -> Backend:
     """The sandbox backend, after the profile's limits were checked against this machine."""
     from hubprobe.sandbox import Limits, choose_backend
 
+    _reap_orphans()
+    backend = choose_backend(name)  # a bad --backend is one line, before any note
     for warning in Limits.from_profile(profile).host_warnings():
         _say(f"note: {warning}")
-    _reap_orphans()
-    backend = choose_backend(name)
     for gap in backend.fidelity.gaps():
         _say(f"note: the {backend.name} backend is less faithful than a hub: {gap}")
     return backend
