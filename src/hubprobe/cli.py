@@ -211,6 +211,8 @@ def cmd_probes(args: argparse.Namespace) -> int:
     probes_for(claims, args.only)  # an unknown claim id is a usage error, before any sandbox
     if args.hub:
         return _probes_on_hub(args, claims, probes_dir)
+    if args.json is not None and not args.status:
+        raise UsageError("--json goes with --status", "add --status, or leave --json out")
     names = args.profile or list_profiles()
     profiles = [load_profile(name) for name in names]
     if args.status:
