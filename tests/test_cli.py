@@ -170,3 +170,34 @@ def test_a_memory_limit_above_the_machines_ram_is_said_not_to_bind(tmp_path: Pat
     result = hubprobe("sandbox", "--profile", str(path), "--", "true")
     assert result.returncode == 0, result.stderr
     assert "cannot bind here" in result.stderr
+
+
+def test_probes_status_lists_every_claim_and_profile_and_runs_nothing() -> None:
+    from hubprobe.claims.registry import load_claims
+    from hubprobe.profiles import list_profiles
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [PY, "-m", "hubprobe", "probes", "--status", "--json", "-"],
+        capture_output=True, text=True, cwd=root, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    claims = load_claims(root / "probes" / "claims.toml")
+    assert {(r["claim"], r["profile"]) for r in rows} == {
+        (c.id, p) for c in claims for p in list_profiles()
+    }
+    for row in rows:
+        assert {"claim", "profile", "status", "stale", "why", "date", "reason"} <= set(row)
+        assert row["status"] in ("verified", "failed", "skipped", "not-run")
+        assert isinstance(row["stale"], bool)
+    assert "start" not in result.stderr, "--status runs no probe"
+
+
+def test_probes_json_without_status_is_a_usage_error() -> None:
+    result = hubprobe("probes", "--json", "-")
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        == "hubprobe: --json goes with --status; add --status, or leave --json out"
+    )

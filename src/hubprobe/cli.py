@@ -53,10 +53,10 @@ def _backend(name: str | None, profile: Profile) -> Backend:
     """The sandbox backend, after the profile's limits were checked against this machine."""
     from hubprobe.sandbox import Limits, choose_backend
 
+    _reap_orphans()
+    backend = choose_backend(name)  # a bad --backend is one line, before any note
     for warning in Limits.from_profile(profile).host_warnings():
         _say(f"note: {warning}")
-    _reap_orphans()
-    backend = choose_backend(name)
     for gap in backend.fidelity.gaps():
         _say(f"note: the {backend.name} backend is less faithful than a hub: {gap}")
     return backend
@@ -211,6 +211,8 @@ def cmd_probes(args: argparse.Namespace) -> int:
     probes_for(claims, args.only)  # an unknown claim id is a usage error, before any sandbox
     if args.hub:
         return _probes_on_hub(args, claims, probes_dir)
+    if args.json is not None and not args.status:
+        raise UsageError("--json goes with --status", "add --status, or leave --json out")
     names = args.profile or list_profiles()
     profiles = [load_profile(name) for name in names]
     if args.status:
@@ -749,14 +751,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "probes",
-        help="run the probe notebooks and verify every claim",
+        help="run the probe notebooks and verify every claim, under every hub profile",
         formatter_class=_Help,
-        description="Run each probe notebook through a real Jupyter server in a sandbox "
-        "matching the profile, check every claim's expectations, write the executed "
-        "notebooks back and the results file."
-        + "\n\nWith --hub URL the probes run in the user's own server on that hub "
-        "(started if needed, stopped again after), under the limits measured there; "
-        "probes that need hubprobe's own sandbox are skipped, each with its reason.\n\n"
+        description=textwrap.dedent(
+            """\
+            Run the probe notebooks through a real Jupyter server in a
+            sandbox matching each hub profile (every shipped one unless
+            --profile names some), check every claim's expectations, and
+            keep PROBES_DIR/results/PROFILE.json with the executed
+            notebooks in PROBES_DIR/runs/PROFILE/. Only what is stale or
+            missing runs: a result stays fresh while its probe, the
+            profile's values and the environment (backend, cgroup version,
+            Python and the packages that shape the outcome) are unchanged,
+            so with nothing changed no probe runs and no file is written.
+            A claim that cannot hold under a profile is recorded as
+            skipped, with its reason. --status lists it all and runs
+            nothing.
+
+            With --hub URL the probes run in the user's own server on that
+            hub (started if needed, stopped again after), under the limits
+            measured there; probes that need hubprobe's own sandbox are
+            skipped, each with its reason.
+
+            """
+        )
         + exit_help([ExitCode.OK, ExitCode.FAILED, *_HUB_CODES, *_COMMON_CODES]),
     )
     p.add_argument(

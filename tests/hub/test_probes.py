@@ -46,8 +46,10 @@ def test_claims_on_the_hub_match_the_sandbox(
     shutil.rmtree(copy / "results")
     local = probes("--profile", str(hub_profile.path), "--probes-dir", str(copy),
                    "--only", *ONLY)  # fmt: skip
+    # --profile: what a server cannot measure (is the home a volume of its own?) comes from it.
     on_hub = probes("--hub", local_hub.url, "--user", "student", "--token-file",
-                    str(local_hub.token_file), "--probes-dir", str(copy), "--only", *ONLY)  # fmt: skip
+                    str(local_hub.token_file), "--profile", str(hub_profile.path),
+                    "--probes-dir", str(copy), "--only", *ONLY)  # fmt: skip
     assert on_hub.returncode == local.returncode, on_hub.stderr
     here = json.loads((copy / "results" / f"{hub_profile.name}.json").read_text())["claims"]
     (hub_file,) = (copy / "hub-results").glob("*.json")

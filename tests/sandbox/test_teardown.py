@@ -219,3 +219,34 @@ def test_a_record_of_a_dead_owner_is_an_orphan(tmp_path: Path) -> None:
     assert any(f"(pid {pid})" in line and "folder" in line for line in lines)
     assert not record.path.exists()
     assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.sandbox
+def test_ctrl_c_tears_down_both_probes_running_at_once(tmp_path: Path) -> None:
+    """The suite runs two probes in threads: one Ctrl-C ends both, mid-cell, leaving nothing."""
+    before = leftovers.count()
+    probes = tmp_path / "probes"
+    probes.mkdir()
+    claims = []
+    for name in ("first", "second"):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [
+            nbformat.v4.new_code_cell(f"import subprocess\nsubprocess.run(['sleep', '{MARK}'])")
+        ]
+        nb.cells[0].source += f"\n# {name}"
+        nbformat.write(nb, probes / f"{name}.ipynb")
+        claims.append(
+            f'[[claim]]\nid = "{name}"\nstatement = "s"\nprobe = "{name}"\nexpect = ["oom_kills == 0"]\n'
+        )
+    (probes / "claims.toml").write_text("\n".join(claims))
+    proc = start("probes", "--probes-dir", str(probes), "--profile", str(small(tmp_path)))
+    wait_for(lambda: len(sleepers()) == 2)
+    os.kill(proc.pid, signal.SIGINT)
+    stopped = time.monotonic()
+    _out, err = proc.communicate(timeout=30)
+    print(f"both torn down {time.monotonic() - stopped:.2f} s after Ctrl-C")
+    assert proc.returncode == 130, err
+    assert "tearing down 2 running probe(s)" in err
+    assert not sleepers()
+    assert not (probes / "results").exists(), "an interrupted probe records no result"
+    assert leftovers.count() == before

@@ -170,8 +170,9 @@ def run_suite(
         _record_skips(data, by_name[name], plan.skipped[name], claims)
         for probe in plan.fresh[name]:
             _judge_again(data, probe, probes_dir, by_name[name], claims)
-        if save:
-            save_results(results_path(probes_dir, name), data)
+        path = results_path(probes_dir, name)
+        if save and (data["claims"] or data["probes"] or path.exists()):
+            save_results(path, data)
     if not plan.jobs:
         say("every result is fresh: nothing to run (--force runs them anyway)")
         return datas, []
@@ -183,11 +184,7 @@ def run_suite(
 
     def one(job: Job) -> NotebookRun:
         path = probes_dir / f"{job.probe}.ipynb"
-        run = run_notebook(
-            path, job.profile, backend, probe=True, after_cell=lambda _c: cancel.is_set()
-        )
-        if cancel.is_set():
-            return run
+        run = run_notebook(path, job.profile, backend, probe=True, stop=cancel.is_set)
         run.figures.update(recorded_figures(run.notebook))
         mine = [
             c for c in claims if c.probe == job.probe and c.id not in plan.skipped[job.profile.name]
@@ -224,7 +221,7 @@ def run_suite(
         except (Interrupted, KeyboardInterrupt, Exception):
             cancel.set()
             if running:
-                say(f"stopping: {len(running)} running probe(s) end at their next cell")
+                say(f"stopping: tearing down {len(running)} running probe(s)")
             raise
     return datas, runs
 

@@ -25,7 +25,7 @@ from traitlets import Unicode
 
 from hubprobe.hub.forward import Forward, tcp_to_unix, unix_to_tcp
 from hubprobe.jupyter.server import LOCAL_URL, SOCKET_ENV, TOKEN_ENV, URL_ENV
-from hubprobe.profiles import Profile, load_profile
+from hubprobe.profiles import DEFAULT_PROFILE, Profile, load_profile
 from hubprobe.sandbox import Limits, Sandbox, SandboxError, choose_backend
 
 __all__ = ["DEFAULT_URLS", "ContainerSpawner"]
@@ -40,7 +40,7 @@ _INSIDE_NETLOC = "127.0.0.1:8888"
 class ContainerSpawner(Spawner):  # type: ignore[misc]  # traitlets classes are untyped
     """Each server in a fresh sandbox with a hub profile's limits."""
 
-    profile = Unicode("curriculum-guide", config=True, help="a hubprobe profile name or TOML path")
+    profile = Unicode(DEFAULT_PROFILE, config=True, help="a hubprobe profile name or TOML path")
     backend = Unicode("", config=True, help="a sandbox backend (default: the most faithful)")
 
     def __init__(self, **kwargs: Any) -> None:

@@ -13,6 +13,7 @@ import dataclasses
 import importlib.metadata
 import platform
 import shutil
+import signal
 import time
 import uuid
 import warnings
@@ -23,6 +24,7 @@ from typing import Any
 import nbformat
 import websocket
 
+from hubprobe import interrupts
 from hubprobe.jupyter.api import ApiError, KernelSocket, ServerAPI
 from hubprobe.jupyter.cells import (
     KERNEL_DIED,
@@ -124,6 +126,7 @@ def run_notebook(
     expose: Sequence[Path] = (),
     after_code: Callable[[CellRun, str], str | None] | None = None,
     closing_code: str | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> NotebookRun:
     """Execute ``path`` under ``profile``'s limits; the notebook on disk is not changed.
 
@@ -150,6 +153,9 @@ def run_notebook(
     finished cell and its source, code to run silently right after it, whose
     printed output is kept in ``CellRun.inspected``; ``closing_code`` likewise
     once after the last cell, kept in ``NotebookRun.closing_output``.
+    ``stop``: polled while a cell runs (several times a second); once it says
+    True the run is interrupted as by Ctrl-C and its sandbox torn down (the
+    suite runs two notebooks in threads, which get no signals of their own).
     """
     nb = notebook if notebook is not None else read_quietly(path)
     # Only our own probes may change how they are run; a notebook under `check`
@@ -170,7 +176,8 @@ def run_notebook(
         server = JupyterServer(sandbox, logdir / "server.log", env=unset, seed=seed)
         api = server.start()
         cells, failures, info, startup, closing_output = run_cells(
-            nb, api, sandbox, server.alive, started=started, cell_timeout=cell_timeout,
+            nb, api, sandbox, _stoppable(server.alive, stop), started=started,
+            cell_timeout=cell_timeout,
             progress=progress, after_cell=after_cell, probe=probe, keep_going=keep_going,
             kernel_name=kernel_name, kernel_path=kernel_path, after_code=after_code,
             closing_code=closing_code,
@@ -191,6 +198,18 @@ def run_notebook(
         notebook=nb,
         closing_output=closing_output,
     )
+
+
+def _stoppable(alive: Callable[[], bool], stop: Callable[[], bool] | None) -> Callable[[], bool]:
+    if stop is None:
+        return alive
+
+    def check() -> bool:
+        if stop():
+            raise interrupts.Interrupted(signal.SIGINT)
+        return alive()
+
+    return check
 
 
 def run_cells(
