@@ -457,7 +457,7 @@ def test_choosing_a_hub_changes_this_page_and_the_next(served: tuple[str, Any]) 
     assert "Where one kill takes the kernel alone" in text
     assert "not what this guide expects on Aalto" in text, "Aalto's scope is assumed: both"
     # The 2017 page, chosen, says plainly that it is stale.
-    stale = page.locator(".hp-stale")
+    stale = page.locator(".hp-stale-note")
     assert not stale.is_visible()
     page.select_option("#hp-hub", "curriculum-guide")
     assert stale.is_visible()

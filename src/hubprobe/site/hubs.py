@@ -184,7 +184,7 @@ def chooser(profiles: Mapping[str, Profile], default: str = DEFAULT_HUB) -> str:
     )
     stale = [n for n in profiles if n in _LAST]
     note = "".join(
-        f'<p class="hp-hub hp-stale" data-hub="{name}">{html.escape(STALE_NOTE)}</p>'
+        f'<p class="hp-hub hp-stale-note" data-hub="{name}">{html.escape(STALE_NOTE)}</p>'
         for name in stale
     )
     # The inline script sets the list to the stored choice before it is drawn.
