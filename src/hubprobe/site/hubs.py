@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from hubprobe.profiles import Profile
+from hubprobe.units import format_bytes
 
 __all__ = [
     "DEFAULT_HUB",
@@ -59,8 +60,8 @@ _LAST = ["curriculum-guide"]
 #: What the chooser says when the stale 2017 page is chosen.
 STALE_NOTE = (
     "These are the figures of the 2017 curriculum guide page, which no hub follows "
-    "today: Berkeley's hubs give other limits (DataHub 1 GiB, not 2 GB). Use them "
-    "only to read that old page."
+    "today: Berkeley's hubs give other limits{example}. Use them only to read that "
+    "old page."
 )
 
 
@@ -183,9 +184,16 @@ def chooser(profiles: Mapping[str, Profile], default: str = DEFAULT_HUB) -> str:
         for name in profiles
     )
     stale = [n for n in profiles if n in _LAST]
+    example = ""
+    if default in profiles and stale:
+        now, then = profiles[default], profiles[stale[0]]
+        example = (
+            f" ({hub_short(default)}: {format_bytes(now.memory_limit_bytes)} of memory, "
+            f"not {format_bytes(then.memory_limit_bytes)})"
+        )
+    text = html.escape(STALE_NOTE.format(example=example), quote=False)
     note = "".join(
-        f'<p class="hp-hub hp-stale-note" data-hub="{name}">{html.escape(STALE_NOTE)}</p>'
-        for name in stale
+        f'<p class="hp-hub hp-stale-note" data-hub="{name}">{text}</p>' for name in stale
     )
     # The inline script sets the list to the stored choice before it is drawn.
     sync = (
