@@ -135,9 +135,9 @@ def profile_values(profile: Profile, machine_cpus: int | None = None) -> dict[st
         if isinstance(getattr(profile, f.name), int | float | str)
     }
     values["profile.blas_threads_setting"] = profile.blas_threads_setting
-    source = profile.sources.get("memory.oom_scope", "")
+    scope = profile.sources.get("memory.oom_scope", "")
     # Known only where a source says what the hub does; inferred or assumed otherwise.
-    values["profile.oom_scope_inferred"] = source.startswith(("Inferred", "Assumption"))
+    values["profile.oom_scope_inferred"] = scope.startswith(("Inferred", "Assumption"))
     values["machine_cpus"] = profile.node_cpus if machine_cpus is None else machine_cpus
     return values
 
@@ -180,8 +180,8 @@ def badge_words(ctx: Context, claim: Claim, hub: str) -> tuple[str, str, str, st
             for n in expectations.names_in(e)
             if n.startswith("profile.")
         ]
-        source = "; ".join(dict.fromkeys(source(profile, f) for f in fields))
-        title = f"Source: {source}. The sandbox applied this value{where} on {date}."
+        cited = "; ".join(dict.fromkeys(source(profile, f) for f in fields))
+        title = f"Source: {cited}. The sandbox applied this value{where} on {date}."
         href = ctx.link("reference/limits-by-hub/") + f"#{hub}"
         return "hp-config", f"⚙ configuration value of {possessive(hub)} profile", title, href
     if status == "verified":
