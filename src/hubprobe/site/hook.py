@@ -50,8 +50,8 @@ def _live_results(folder: Path, profiles: dict[str, Profile]) -> dict[str, dict[
         data = json.loads(path.read_text())
         host = urlsplit(str(data.get("hub", {}).get("url", ""))).hostname or ""
         for name, profile in profiles.items():
-            # A shipped profile names its hub's address in its title.
-            if host and host in profile.title:
+            # A shipped profile names its hub's address in its title: "... (datahub.berkeley.edu)".
+            if host and re.search(rf"\({re.escape(host)}\)", profile.title):
                 live[name] = data
     return live
 
