@@ -372,3 +372,17 @@ def test_every_claim_and_profile_pair_is_checked_whatever_the_pages() -> None:
         # oom-kernel-restarts is skipped under DataHub: two claims there, three under 2017.
         assert len(problems) == 5, problems
         assert all(status.replace("-", " ") in p for p in problems)
+
+
+def test_a_chart_the_machine_could_not_show_for_the_hub_says_so() -> None:
+    c = ctx(page="", hubs=TWO)
+    c.charts = {"parallel": {"datahub": "times", "curriculum-guide": "times"}}
+    c.chart_probes = {"parallel": "parallel"}
+    c.results = {
+        hub: {**RESULTS[hub], "probes": {"parallel": {"environment": {"machine_cpus": "2"}}}}
+        for hub in TWO
+    }
+    out = render("<!-- chart: parallel -->", c)
+    datahub, old = out.split('<div class="hp-hub" data-hub="curriculum-guide">')
+    assert "Measured on a machine of 2 cores, no more than DataHub's CPU limit" in datahub
+    assert "<figcaption>" not in old, "a 1-CPU limit on 2 cores: the quota is what binds"

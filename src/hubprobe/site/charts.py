@@ -19,7 +19,7 @@ import nbformat
 
 from hubprobe.files import write_atomic
 
-__all__ = ["CHARTS", "CHART_PROBES", "ChartError", "draw", "make_chart"]
+__all__ = ["CHARTS", "CHART_PROBES", "TIMING_CHARTS", "ChartError", "draw", "make_chart"]
 
 MiB = 2**20
 
@@ -141,6 +141,9 @@ CHARTS: dict[str, tuple[Callable[[Mapping[str, Any], Path], Any], str]] = {
     ),
 }
 
+
+#: Charts of times that depend on the CPUs a session gets (the others draw memory).
+TIMING_CHARTS = frozenset({"parallel"})
 
 #: name -> the probe whose measurements it draws (its page shows the chart too)
 CHART_PROBES = {"oom-memory": "oom", "kept-after-del": "memory-after-del", "parallel": "parallel"}

@@ -31,6 +31,7 @@ from typing import Any
 from hubprobe.claims import expectations
 from hubprobe.claims.registry import Claim
 from hubprobe.profiles import Profile
+from hubprobe.site.charts import TIMING_CHARTS
 from hubprobe.site.evidence import (
     ICONS,
     LABELS,
@@ -226,9 +227,20 @@ def _chart(ctx: Context, name: str) -> str:
                 f'<p class="hp-nochart">No chart for {html.escape(hub_short(hub))}: the {probe} '
                 "probe recorded no data for it under this hub's profile.</p>"
             )
+        probe = ctx.chart_probes.get(name, name)
+        env = ctx.results.get(hub, {}).get("probes", {}).get(probe, {}).get("environment", {})
+        cores = int(env.get("machine_cpus") or 0)
+        caption = ""
+        if name in TIMING_CHARTS and cores and ctx.profiles[hub].cpu_limit >= cores:
+            # The quota did not bind: the machine's cores did. Say so under the picture.
+            caption = (
+                f"<figcaption>Measured on a machine of {cores} cores, no more than "
+                f"{html.escape(possessive(hub), quote=False)} CPU limit: the times show what "
+                "the machine's cores allow, not what the hub's limit does.</figcaption>"
+            )
         return (
             f'<figure class="hp-chart"><img src="{ctx.link(chart_path(name, hub, ctx.default))}" '
-            f'alt="{html.escape(drawn[hub])}"></figure>'
+            f'alt="{html.escape(drawn[hub])}">{caption}</figure>'
         )
 
     return ctx.per_hub(one, block=True)
