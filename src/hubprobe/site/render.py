@@ -33,7 +33,6 @@ from hubprobe.claims.registry import Claim
 from hubprobe.profiles import Profile
 from hubprobe.site.charts import TIMING_CHARTS
 from hubprobe.site.evidence import (
-    ICONS,
     LABELS,
     Context,
     attribute,
@@ -187,7 +186,7 @@ def _profiles_table(ctx: Context) -> str:
 
 
 def _claims_table(ctx: Context) -> str:
-    rows = ["| claim | statement | status by hub | measured |", "|---|---|---|---|"]
+    rows = ["| claim | statement | by hub | recorded in the sandbox |", "|---|---|---|---|"]
     for claim in ctx.claims.values():
         page = ctx.claim_pages.get(claim.id)
         # Raw HTML links: the post-build scan checks them (MkDocs cannot see
@@ -197,11 +196,14 @@ def _claims_table(ctx: Context) -> str:
             if page is not None
             else f"`{claim.id}`"
         )
-        statuses = "<br>".join(
-            f'<span class="hp-{ctx.status(claim, hub)}" title="{attribute(badge_words(ctx, claim, hub)[1])}">'
-            f"{ICONS[ctx.status(claim, hub)]} {html.escape(hub_short(hub))}</span>"
-            for hub in ctx.profiles
-        )
+        statuses = []
+        for hub in ctx.profiles:
+            # The badge's own class and icon (⚙ for a configuration value, not ✔).
+            css, words, _hover, _href = badge_words(ctx, claim, hub)
+            statuses.append(
+                f'<span class="{css}" title="{attribute(words)}">'
+                f"{html.escape(words.split()[0])} {html.escape(hub_short(hub))}</span>"
+            )
 
         def figures(hub: str, claim: Claim = claim) -> str:
             shown = ctx.entry(hub, claim.id).get("figures", {})
@@ -210,7 +212,9 @@ def _claims_table(ctx: Context) -> str:
                 html.escape(f"{k} = {format_figure(k, v)}") for k, v in shown.items()
             )
 
-        rows.append(f"| {link} | {claim.statement} | {statuses} | {ctx.per_hub(figures)} |")
+        rows.append(
+            f"| {link} | {claim.statement} | {'<br>'.join(statuses)} | {ctx.per_hub(figures)} |"
+        )
     return "\n".join(rows)
 
 
