@@ -168,8 +168,9 @@ def run_suite(
     for name, data in datas.items():
         _forget_unknown(data, claims)
         _record_skips(data, by_name[name], plan.skipped[name], claims)
+        judged = [c for c in claims if c.id not in plan.skipped[name]]
         for probe in plan.fresh[name]:
-            _judge_again(data, probe, probes_dir, by_name[name], claims)
+            _judge_again(data, probe, probes_dir, by_name[name], judged)
         path = results_path(probes_dir, name)
         if save and (data["claims"] or data["probes"] or path.exists()):
             save_results(path, data)
@@ -284,14 +285,15 @@ def _record_skips(
 def _judge_again(
     data: dict[str, Any], probe: str, probes_dir: Path, profile: Profile, claims: Sequence[Claim]
 ) -> None:
-    """A fresh probe's claims, judged from its recorded figures (an edited expectation)."""
+    """A fresh probe's applicable claims, judged from its recorded figures.
+
+    So an edited expectation, or a claim that now applies, needs no run.
+    """
     entry = data["probes"][probe]
     nb = nbformat.read(probes_dir / f"{probe}.ipynb", as_version=4)
     effective = probe_profile(nb, profile)
     for claim in (c for c in claims if c.probe == probe):
         old = data["claims"].get(claim.id)
-        if old is not None and old.get("status") == "skipped":
-            continue
         v = evaluate(claim, entry["figures"], effective, entry["failures"])
         new = _claim_entry(claim, v, entry, profile)
         if old is None or {k: old.get(k) for k in new} != new:
