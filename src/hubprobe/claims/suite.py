@@ -165,10 +165,11 @@ def run_suite(
     plan = plan_suite(claims, probes_dir, profiles, env, only=only, force=force)
     datas = {p.name: load_results(results_path(probes_dir, p.name), p.name) for p in profiles}
     by_name = {p.name: p for p in profiles}
+    machine = int(env.get("machine_cpus") or os.cpu_count() or 1)
     for name, data in datas.items():
         _forget_unknown(data, claims)
         _record_skips(data, by_name[name], plan.skipped[name], claims)
-        judged = [c for c in claims if c.id not in plan.skipped[name]]
+        judged = [c for c in claims if skip_reason(c, by_name[name], machine) is None]
         for probe in plan.fresh[name]:
             _judge_again(data, probe, probes_dir, by_name[name], judged)
         path = results_path(probes_dir, name)
@@ -177,7 +178,6 @@ def run_suite(
     if not plan.jobs:
         say("every result is fresh: nothing to run (--force runs them anyway)")
         return datas, []
-    machine = int(env.get("machine_cpus") or os.cpu_count() or 1)
     lock = threading.Lock()
     cancel = threading.Event()
     runs: list[NotebookRun] = []
@@ -187,8 +187,11 @@ def run_suite(
         path = probes_dir / f"{job.probe}.ipynb"
         run = run_notebook(path, job.profile, backend, probe=True, stop=cancel.is_set)
         run.figures.update(recorded_figures(run.notebook))
+        # Every claim of the probe that can hold here, also those --only left out.
         mine = [
-            c for c in claims if c.probe == job.probe and c.id not in plan.skipped[job.profile.name]
+            c
+            for c in claims
+            if c.probe == job.probe and skip_reason(c, job.profile, machine) is None
         ]
         verdicts = [evaluate(c, run.figures, run.effective_profile, run.failures) for c in mine]
         with lock:
