@@ -121,3 +121,43 @@ def test_pairing_keeps_timed_probes_apart() -> None:
     assert not _may_join(_job("cpu"), [_job("cpu")], 2)
     assert not _may_join(_job("cpu", cpu=2.0), [_job("light")], 2), "it needs every core"
     assert not _may_join(_job("light"), [_job("light"), _job("light")], 2)
+
+
+def test_an_edited_expectation_is_judged_again_without_a_run(probes: Path) -> None:
+    from hubprobe.claims.results import load_results, results_path
+    from hubprobe.claims.suite import run_suite
+
+    profile = load_profile("data8")
+    _record(probes, "data8", figures={"memory_limit_bytes": profile.memory_limit_bytes,
+                                      "cpu_per_wall": 0.99}, date="2026-12-01T00:00:00+00:00",
+            profile="data8", backend="oci", versions={})  # fmt: skip
+    claims = load_claims(probes / "claims.toml")
+    datas, runs = run_suite(claims, probes, [profile], None, ENV, say=lambda _m: None)  # type: ignore[arg-type]
+    assert runs == []
+    assert datas["data8"]["claims"]["always"]["status"] == "verified"
+    assert datas["data8"]["claims"]["timed-one-cpu"]["status"] == "verified"
+    edited = CLAIMS.replace("cpu_per_wall <= 1.05 *", "cpu_per_wall <= 0.5 *")
+    (probes / "claims.toml").write_text(edited)
+    claims = load_claims(probes / "claims.toml")
+    run_suite(claims, probes, [profile], None, ENV, say=lambda _m: None)  # type: ignore[arg-type]
+    saved = load_results(results_path(probes, "data8"))["claims"]
+    assert saved["timed-one-cpu"]["status"] == "failed"
+    assert saved["always"]["status"] == "verified"
+    assert saved["timed-one-cpu"]["date"] == "2026-12-01T00:00:00+00:00", "the figures' own date"
+
+
+def test_only_never_judges_a_claim_that_does_not_apply(probes: Path) -> None:
+    """--only one claim: the probe's other claims keep their skip, not a verdict."""
+    from hubprobe.claims.results import load_results, results_path
+    from hubprobe.claims.suite import run_suite
+
+    profile = load_profile("datahub")  # 4 CPUs: timed-one-cpu does not apply
+    _record(probes, "datahub", figures={"memory_limit_bytes": profile.memory_limit_bytes,
+                                        "cpu_per_wall": 3.9}, date="2026-12-01T00:00:00+00:00",
+            profile="datahub", backend="oci", versions={})  # fmt: skip
+    claims = load_claims(probes / "claims.toml")
+    run_suite(claims, probes, [profile], None, ENV, say=lambda _m: None)  # type: ignore[arg-type]
+    run_suite(claims, probes, [profile], None, ENV, only=["always"], say=lambda _m: None)  # type: ignore[arg-type]
+    saved = load_results(results_path(probes, "datahub"))["claims"]
+    assert saved["timed-one-cpu"]["status"] == "skipped"
+    assert saved["always"]["status"] == "verified"

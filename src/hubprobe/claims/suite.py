@@ -165,18 +165,19 @@ def run_suite(
     plan = plan_suite(claims, probes_dir, profiles, env, only=only, force=force)
     datas = {p.name: load_results(results_path(probes_dir, p.name), p.name) for p in profiles}
     by_name = {p.name: p for p in profiles}
+    machine = int(env.get("machine_cpus") or os.cpu_count() or 1)
     for name, data in datas.items():
         _forget_unknown(data, claims)
         _record_skips(data, by_name[name], plan.skipped[name], claims)
+        judged = [c for c in claims if skip_reason(c, by_name[name], machine) is None]
         for probe in plan.fresh[name]:
-            _judge_again(data, probe, probes_dir, by_name[name], claims)
+            _judge_again(data, probe, probes_dir, by_name[name], judged)
         path = results_path(probes_dir, name)
         if save and (data["claims"] or data["probes"] or path.exists()):
             save_results(path, data)
     if not plan.jobs:
         say("every result is fresh: nothing to run (--force runs them anyway)")
         return datas, []
-    machine = int(env.get("machine_cpus") or os.cpu_count() or 1)
     lock = threading.Lock()
     cancel = threading.Event()
     runs: list[NotebookRun] = []
@@ -186,8 +187,11 @@ def run_suite(
         path = probes_dir / f"{job.probe}.ipynb"
         run = run_notebook(path, job.profile, backend, probe=True, stop=cancel.is_set)
         run.figures.update(recorded_figures(run.notebook))
+        # Every claim of the probe that can hold here, also those --only left out.
         mine = [
-            c for c in claims if c.probe == job.probe and c.id not in plan.skipped[job.profile.name]
+            c
+            for c in claims
+            if c.probe == job.probe and skip_reason(c, job.profile, machine) is None
         ]
         verdicts = [evaluate(c, run.figures, run.effective_profile, run.failures) for c in mine]
         with lock:
@@ -284,14 +288,15 @@ def _record_skips(
 def _judge_again(
     data: dict[str, Any], probe: str, probes_dir: Path, profile: Profile, claims: Sequence[Claim]
 ) -> None:
-    """A fresh probe's claims, judged from its recorded figures (an edited expectation)."""
+    """A fresh probe's applicable claims, judged from its recorded figures.
+
+    So an edited expectation, or a claim that now applies, needs no run.
+    """
     entry = data["probes"][probe]
     nb = nbformat.read(probes_dir / f"{probe}.ipynb", as_version=4)
     effective = probe_profile(nb, profile)
     for claim in (c for c in claims if c.probe == probe):
         old = data["claims"].get(claim.id)
-        if old is not None and old.get("status") == "skipped":
-            continue
         v = evaluate(claim, entry["figures"], effective, entry["failures"])
         new = _claim_entry(claim, v, entry, profile)
         if old is None or {k: old.get(k) for k in new} != new:
