@@ -36,14 +36,19 @@ def test_a_server_runs_in_a_container_with_the_profile(
         sock = api.connect(kernel)
         out = sock.execute(
             "import os; print(os.getuid(), os.environ['HOME'], os.environ['MEM_LIMIT'],"
-            " os.environ['CPU_LIMIT'], open('/proc/1/cmdline').read().split(chr(0))[2])"
+            " os.environ['CPU_LIMIT'], open('/proc/1/cmdline').read().split(chr(0))[2],"
+            " sum('hubprobe.hub' in open(f'/proc/{p}/cmdline').read()"
+            "     for p in os.listdir('/proc') if p.isdigit()))"
         )
         sock.close()
-        uid, home, mem, cpu, first = out[0]["text"].split()
+        uid, home, mem, cpu, first, plumbing = out[0]["text"].split()
         assert (uid, home) == ("1000", "/home/jovyan")
         assert int(mem) == hub_profile.memory_limit_bytes
         assert float(cpu) == hub_profile.cpu_limit
-        assert first == "hubprobe.hub.inside"  # pid 1 of its own pid namespace: a container
+        # pid 1 of its own pid namespace (a container) is the server, as in a pod: none of
+        # hubprobe's plumbing runs in the container to take from its limits.
+        assert first == "jupyterhub.singleuser"
+        assert plumbing == "0"
         # The second call finds it running and reuses it.
         assert client.ensure_server("other")[1] is False
     finally:

@@ -128,3 +128,47 @@ def test_a_running_server_is_reused_and_left_running(
         assert [c["name"] for c in listing["content"] if c["name"].startswith("hubprobe-")] == []
     finally:
         client.stop_server("other")
+
+
+def test_the_runner_reads_the_cgroup_with_no_process_of_its_own_in_the_session(
+    local_hub: LocalHub, hub_profile: Profile, tmp_path: Path
+) -> None:
+    """The meter reads through the server: while a cell runs, its kernel is the only one."""
+    import nbformat
+
+    from hubprobe.hub.runner import run_on_hub
+    from hubprobe.hub.session import HubServer
+
+    idle = (
+        "import os, time\n"
+        "kernels = sum(b'ipykernel' in open(f'/proc/{p}/cmdline', 'rb').read()\n"
+        "              for p in os.listdir('/proc') if p.isdigit())\n"
+        "print('kernels', kernels)\n"
+        "time.sleep(1.5)"
+    )
+    busy = (
+        "block = bytearray(200 * 2**20); block[::4096] = b'x' * len(block[::4096])\n"
+        "end = time.process_time() + 1.5\n"
+        "while time.process_time() < end: pass\n"
+        "time.sleep(1.5)"
+    )
+    path = tmp_path / "meter.ipynb"
+    cells = [nbformat.v4.new_code_cell(idle), nbformat.v4.new_code_cell(busy)]
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    client = HubClient(local_hub.url, local_hub.token)
+    api, _started = client.ensure_server("other")
+    try:
+        server = HubServer(client=client, user="other", api=api, started=True)
+        run = run_on_hub(path, hub_profile, server=server)
+        first, second = run.cells
+        assert [first.outcome, second.outcome] == ["ok", "ok"], second.outputs
+        assert "kernels 1" in "".join(o.get("text", "") for o in first.outputs)
+        # Read from inside, the allocation and the CPU time show in their cell.
+        assert second.peak_memory_bytes - first.peak_memory_bytes >= 190 * 2**20
+        assert second.cpu_seconds >= 1.0 > first.cpu_seconds
+        # Its folder, with the meter's links in it, is gone; so are its kernels.
+        listing = api.request("GET", "/api/contents/")
+        assert [c["name"] for c in listing["content"] if c["name"].startswith("hubprobe-")] == []
+        assert api.kernels() == []
+    finally:
+        client.stop_server("other")

@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
+import socket
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-__all__ = ["Forward", "tcp_to_unix", "unix_to_tcp"]
+__all__ = ["Forward", "tcp_into_namespace", "tcp_to_unix", "unix_to_tcp"]
+
+_CLONE_NEWNET = 0x40000000
 
 Opener = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
@@ -82,4 +87,53 @@ async def unix_to_tcp(path: str, port: int, *, owner: tuple[int, int] | None = N
     Path(path).chmod(0o600)
     if owner is not None:
         os.chown(path, *owner)
+    return forward
+
+
+def _listen_in(netns: Path, port: int) -> socket.socket:
+    """A socket listening on 127.0.0.1:``port`` of the network namespace ``netns``.
+
+    A socket stays in the namespace it was made in, so a thread of its own
+    enters the namespace (setns changes only the calling thread's), makes the
+    socket and ends; nothing of the caller moves.
+    """
+    made: list[socket.socket | OSError] = []
+
+    def enter_and_listen() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            with netns.open("rb") as ns:
+                if libc.setns(ns.fileno(), _CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"setns({netns}): {os.strerror(err)}")
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", port))
+            sock.listen(64)
+            sock.setblocking(False)
+            made.append(sock)
+        except OSError as exc:  # handed to the caller's thread
+            made.append(exc)
+
+    thread = threading.Thread(target=enter_and_listen, name="hubprobe-netns")
+    thread.start()
+    thread.join()
+    if not made:
+        raise OSError(f"could not listen in {netns}")
+    if isinstance(made[0], OSError):
+        raise made[0]
+    return made[0]
+
+
+async def tcp_into_namespace(netns: Path, port: int, upstream_port: int) -> Forward:
+    """Listen on 127.0.0.1:``port`` inside the network namespace ``netns`` (a container's),
+    forward to 127.0.0.1:``upstream_port`` here.
+
+    The forwarding runs in this process, outside the container: the container
+    holds only what a hub's pod would (the server and its kernels), and none of
+    its memory or CPU goes to hubprobe's plumbing.
+    """
+    sock = await asyncio.to_thread(_listen_in, netns, port)
+    forward = Forward(lambda: asyncio.open_connection("127.0.0.1", upstream_port))
+    forward._server = await asyncio.start_server(forward._handle, sock=sock)
     return forward

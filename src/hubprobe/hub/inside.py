@@ -1,4 +1,9 @@
-"""What runs first inside a local hub's container: the hub's API on the container's loopback.
+"""The hub's API on a sandbox's own loopback, from inside, where it cannot be done from outside.
+
+The local hub's spawner listens in the container's network namespace from
+outside (:func:`hubprobe.hub.forward.tcp_into_namespace`), so that nothing of
+hubprobe runs in the container; this forwarder is for a sandbox whose
+network namespace it cannot enter.
 
 The single-user server checks every request's token with the hub's API
 (``JUPYTERHUB_API_URL``) and reports activity there. The container's

@@ -2,7 +2,7 @@
 
 They run where hubprobe is not installed (a hub's image), so they are plain
 Python with no imports beyond the standard library: :data:`PRELUDE` defines
-the readers once per helper kernel; :data:`LIMITS` and :data:`READING` each
+the readers once per helper kernel; :data:`LIMITS`, :data:`READING` and :data:`LINKS` each
 print one JSON line. They read what ``hubprobe limits`` reads
 (:mod:`hubprobe.cgroup.session`), for cgroup v1 and v2, inside a cgroup
 namespace (paths ``/``) or not.
@@ -10,7 +10,7 @@ namespace (paths ``/``) or not.
 
 from __future__ import annotations
 
-__all__ = ["LIMITS", "PRELUDE", "READING"]
+__all__ = ["LIMITS", "LINKS", "PRELUDE", "READING"]
 
 PRELUDE = r"""
 import json as _json, os as _os, time as _time
@@ -114,6 +114,29 @@ def _hp_limits():
     out["node_memory_bytes"] = meminfo.get("MemTotal", 0) * 1024
     out["node_swap_bytes"] = meminfo.get("SwapTotal", 0) * 1024
     return out
+"""
+
+#: Links in the current folder to the cgroup files a reading needs (names: ``cgroup-KEY``),
+#: so that the server's contents API can read them with no kernel running.
+LINKS = r"""
+def _hp_links():
+    d, names = _HP_DIRS, {}
+    if _HP_VERSION == 1:
+        wanted = {"usage": d.get("memory", "") + "/memory.usage_in_bytes",
+                  "peak": d.get("memory", "") + "/memory.max_usage_in_bytes",
+                  "oom": d.get("memory", "") + "/memory.oom_control",
+                  "cpu": d.get("cpuacct", "") + "/cpuacct.usage",
+                  "cpustat": d.get("cpu", "") + "/cpu.stat"}
+    else:
+        wanted = {"usage": d["memory"] + "/memory.current", "peak": d["memory"] + "/memory.peak",
+                  "oom": d["memory"] + "/memory.events", "cpustat": d["memory"] + "/cpu.stat"}
+    for key, path in wanted.items():
+        if _hp_read(path) is not None:
+            _os.symlink(path, "cgroup-" + key)
+            names[key] = "cgroup-" + key
+    return {"version": _HP_VERSION, "files": names}
+
+print(_json.dumps(_hp_links()))
 """
 
 LIMITS = "print(_json.dumps(_hp_limits()))"

@@ -2,7 +2,7 @@
 
 The same cell loop (:func:`hubprobe.jupyter.notebook.run_cells`) over the
 hub's ``/user/NAME/api/kernels`` and its websockets; readings from the
-server's own cgroup (:mod:`hubprobe.hub.meter`). The files the notebook
+server's own cgroup, read by the server itself (:mod:`hubprobe.hub.meter`). The files the notebook
 reads are uploaded through the contents API into a fresh folder of the
 home, the kernel runs there, and the folder is removed afterwards.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from hubprobe.hub.meter import KernelMeter, ServerWatch
+from hubprobe.hub.meter import FileMeter, KernelMeter, MeterUnavailable, ServerWatch
 from hubprobe.hub.session import HubServer
 from hubprobe.jupyter.api import ApiError, ServerAPI
 from hubprobe.jupyter.cells import CellRun
@@ -110,7 +110,11 @@ def run_on_hub(
         upload_folder(api, home_files, folder, only=home_only)
     else:
         _put(api, folder, {"type": "directory"})
-    meter = KernelMeter(api, path=folder)
+    meter: FileMeter | KernelMeter
+    try:
+        meter = FileMeter(api, folder)
+    except MeterUnavailable:
+        meter = KernelMeter(api, path=folder)  # a helper kernel, in the limit, while it runs
     try:
         alive = ServerWatch(api)
         cells, failures, info, startup, closing = run_cells(
@@ -124,7 +128,7 @@ def run_on_hub(
         with contextlib.suppress(ApiError, OSError, ValueError):
             version = str(api.request("GET", "/api").get("version", ""))
     finally:
-        meter.close(last=_REMOVE)  # the uploaded folder goes with the helper kernel's last act
+        meter.close(last=_REMOVE)  # the uploaded folder (and the meter's links) go last
     return NotebookRun(
         path=path,
         cells=cells,

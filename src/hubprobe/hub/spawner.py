@@ -4,9 +4,13 @@ The server and its kernels share one limited cgroup, as in a Kubernetes pod:
 the sandbox (by default the runc container, :mod:`hubprobe.sandbox.oci`) is
 made with the profile's limits, ``jupyterhub-singleuser`` runs in it on a
 Unix socket, and a loopback port forwards the proxy's and the hub's traffic
-to that socket. Inside, the hub's API is forwarded the other way (see
-:mod:`hubprobe.hub.inside`), since the container's network is its own
-loopback only.
+to that socket. The container's network is its own loopback only, so the
+hub's API is forwarded the other way too: from a port on the container's
+loopback, listened on from here (:func:`~hubprobe.hub.forward.tcp_into_namespace`),
+so that the container holds the server and its kernels and nothing else,
+as a pod (and hubprobe's sandbox) does; the server waits for that port
+before it starts. A sandbox whose network namespace cannot be entered runs
+a forwarder inside instead (:mod:`hubprobe.hub.inside`).
 
 The spawner owns the sandbox for the server's lifetime: :meth:`stop` closes
 it, and if the hub dies the sandbox's watchdog takes it down.
@@ -23,7 +27,7 @@ from typing import Any
 from jupyterhub.spawner import Spawner
 from traitlets import Unicode
 
-from hubprobe.hub.forward import Forward, tcp_to_unix, unix_to_tcp
+from hubprobe.hub.forward import Forward, tcp_into_namespace, tcp_to_unix, unix_to_tcp
 from hubprobe.jupyter.server import LOCAL_URL, SOCKET_ENV, TOKEN_ENV, URL_ENV
 from hubprobe.profiles import DEFAULT_PROFILE, Profile, load_profile
 from hubprobe.sandbox import Limits, Sandbox, SandboxError, choose_backend
@@ -35,6 +39,9 @@ DEFAULT_URLS = {"jupyterlab": "/lab", "notebook7": "/tree", "classic": "/tree"}
 _HUB_SOCKET = "hub-api.sock"
 _SERVER_SOCKET = "jupyter.sock"
 _INSIDE_NETLOC = "127.0.0.1:8888"
+#: Made once the hub's API answers on the container's loopback; the server waits for it.
+_API_READY = "hub-api.ready"
+_WAIT_THEN_EXEC = 'while [ ! -e "$0" ]; do sleep 0.05; done; exec "$@"'
 
 
 class ContainerSpawner(Spawner):  # type: ignore[misc]  # traitlets classes are untyped
@@ -73,8 +80,6 @@ class ContainerSpawner(Spawner):  # type: ignore[misc]  # traitlets classes are 
     async def _start_in(self, sandbox: Sandbox) -> tuple[str, int]:
         inside, outside = sandbox.socket_dir
         api_port = urllib.parse.urlsplit(self.hub.api_url).port or 80
-        owner = None if sandbox.runs_as_root else (1000, 100)
-        self._forwards.append(await unix_to_tcp(str(outside / _HUB_SOCKET), api_port, owner=owner))
         home = sandbox.home
         env: dict[str, str | None] = {
             **self.get_env(),
@@ -92,21 +97,47 @@ class ContainerSpawner(Spawner):  # type: ignore[misc]  # traitlets classes are 
         # The server listens on the socket only; jupyter_server refuses a socket beside a
         # port other than its default, which the URL's port would set.
         env["JUPYTERHUB_SERVICE_URL"] = service._replace(netloc=_INSIDE_NETLOC).geturl()
-        argv = [
-            sys.executable, "-m", "hubprobe.hub.inside", f"{inside}/{_HUB_SOCKET}",
-            str(api_port), "--",
+        server = [
             sys.executable, "-m", "jupyterhub.singleuser",
             f"--ServerApp.sock={inside}/{_SERVER_SOCKET}", "--ServerApp.sock_mode=0600",
             *self.get_args(),
         ]  # fmt: skip
         if sandbox.runs_as_root:
-            argv.append("--allow-root")
+            server.append("--allow-root")
+        own_network = sandbox.own_network
+        if own_network:
+            # sh waits for the hub's API, then becomes the server (pid 1, as in a pod).
+            argv = ["/bin/sh", "-c", _WAIT_THEN_EXEC, f"{inside}/{_API_READY}", *server]
+        else:
+            owner = None if sandbox.runs_as_root else (1000, 100)
+            hub_socket = str(outside / _HUB_SOCKET)
+            self._forwards.append(await unix_to_tcp(hub_socket, api_port, owner=owner))
+            argv = [sys.executable, "-m", "hubprobe.hub.inside", f"{inside}/{_HUB_SOCKET}",
+                    str(api_port), "--", *server]  # fmt: skip
         self._log_path = sandbox.scratch / "singleuser.log"
         with self._log_path.open("wb") as log:
             await asyncio.to_thread(sandbox.spawn, argv, env=env, stdout=log, stderr=log)
+        if own_network:
+            netns = await self._net_namespace(sandbox)
+            self._forwards.append(await tcp_into_namespace(netns, api_port, api_port))
+            (outside / _API_READY).touch()
         forward, port = await tcp_to_unix(str(outside / _SERVER_SOCKET))
         self._forwards.append(forward)
         return "127.0.0.1", port
+
+    async def _net_namespace(self, sandbox: Sandbox, timeout: float = 60.0) -> Path:
+        """The container's network namespace, once the runtime has made it."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            netns = await asyncio.to_thread(sandbox.net_namespace)
+            if netns is not None:
+                return netns
+            proc = sandbox.process
+            if proc is not None and proc.poll() is not None:
+                raise SandboxError(f"the container ended at start: {self.log_tail()}")
+            if asyncio.get_running_loop().time() > deadline:
+                raise SandboxError(f"no container after {timeout:.0f} s: {self.log_tail()}")
+            await asyncio.sleep(0.05)
 
     async def poll(self) -> int | None:
         proc = self._sandbox.process if self._sandbox is not None else None

@@ -218,6 +218,9 @@ class Sandbox(abc.ABC):
     #: Whether the command sees the host's files where they are (then ``expose``
     #: needs nothing); a container gets ``expose`` in ``_popen``'s keywords.
     shares_host_files: ClassVar[bool] = True
+    #: Whether the command has a network of its own (a container's loopback only),
+    #: which :meth:`net_namespace` finds once it runs.
+    own_network: ClassVar[bool] = False
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -260,6 +263,13 @@ class Sandbox(abc.ABC):
         if self._socket_dir is None:
             self._socket_dir = Path(tempfile.mkdtemp(prefix=f"hubprobe-{os.getpid()}-sock-"))
         return str(self._socket_dir), self._socket_dir
+
+    def net_namespace(self) -> Path | None:
+        """The command's own network namespace (``/proc/PID/ns/net``) once it runs.
+
+        None before it runs, and where the command shares the host's network.
+        """
+        return None
 
     @property
     def scratch(self) -> Path:

@@ -157,6 +157,7 @@ class OciSandbox(Sandbox):
     runs_as_root = False
     inherits_environment = False
     shares_host_files = False
+    own_network = True
 
     def __init__(
         self, limits: Limits, *, workdir: Path | None = None, expose: Sequence[Path] = ()
@@ -204,6 +205,16 @@ class OciSandbox(Sandbox):
     @property
     def socket_dir(self) -> tuple[str, Path]:
         return oci_spec.SOCKET_DIR, self._sockets
+
+    def net_namespace(self) -> Path | None:
+        """The container's network namespace, once runc has made the container; else None."""
+        done = run_tool([*self._runtime, "state", self.name])
+        if done.returncode != 0:
+            return None
+        state = json.loads(done.stdout)
+        if state.get("status") not in ("created", "running") or not state.get("pid"):
+            return None
+        return Path(f"/proc/{state['pid']}/ns/net")
 
     def _make_masks(self, expose: Sequence[str]) -> None:
         """Empty read-only stand-ins for the hidden folders, with their mount points made."""
