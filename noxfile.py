@@ -1,4 +1,4 @@
-"""Sessions: lint, tests, guide (the main job), docs, serve, screenshots, bench."""
+"""Sessions: lint, tests, hub_suite, guide (the main job), docs, serve, screenshots, ui, bench."""
 
 from __future__ import annotations
 
@@ -92,7 +92,16 @@ def tests(session: nox.Session) -> None:
     _npm_packages(session, HUB_PROXY)  # the hub tests' local JupyterHub
     session.install("-e", ".[test]", *CONSTRAINTS)
     session.run("hubprobe", "doctor", success_codes=[0, 1])
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *session.posargs)  # hub_suite tests are left out (pyproject.toml)
+
+
+@nox.session(python=PYTHON)
+def hub_suite(session: nox.Session) -> None:
+    """Every probe in the sandbox and through a local JupyterHub: equal outcomes (minutes)."""
+    _system_packages(session, SANDBOX_TOOLS)
+    _npm_packages(session, HUB_PROXY)
+    session.install("-e", ".[test]", *CONSTRAINTS)
+    session.run("pytest", "-m", "hub_suite", "tests/hub/test_suite.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)
