@@ -1,0 +1,112 @@
+"""Measure what a student sees when a cell runs out of memory, in JupyterLab and Notebook 7.
+
+For each case, a fresh local JupyterHub (`hubprobe hub`'s, servers in the oci
+container) under a small profile, and headless Debian Chromium driving it
+(see hubprobe.hub.ui_probe). Writes probes/ui/whole-server-kill.json, with
+provenance, and the screenshots the guide shows; the guide quotes the JSON
+through `<!-- ui: whole-server-kill.<path> -->` (hubprobe.site.ui).
+
+Run by `nox -s ui`; needs root (the container), /usr/bin/chromium, Playwright
+for Python and configurable-http-proxy. `--only NAME` runs one case (and
+merges it into the file's other cases).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.metadata
+import json
+import logging
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hubprobe.files import write_atomic
+from hubprobe.hub.local import LocalHub
+from hubprobe.hub.ui_probe import indicator, measure, write_profile
+from hubprobe.profiles import load_profile
+from hubprobe.sandbox import choose_backend
+from hubprobe.site.browser import chromium, missing
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "probes" / "ui" / "whole-server-kill.json"
+SHOTS = ROOT / "docs" / "assets" / "screenshots"
+MEMORY = "512M"
+#: case -> (OOM scope, interface, screenshot after the kill, memory-indicator screenshot)
+CASES = {
+    "jupyterlab": ("container", "jupyterlab", "whole-server-kill-lab.png", None),
+    "notebook7": ("container", "notebook7", "whole-server-kill-notebook7.png",
+                  "memory-indicator-notebook7.png"),
+    "jupyterlab_process": ("process", "jupyterlab", None, None),
+}  # fmt: skip
+PACKAGES = ["jupyterlab", "notebook", "jupyterhub", "jupyter_server", "jupyter-resource-usage",
+            "ipykernel", "playwright", "hubprobe"]  # fmt: skip
+
+
+def run_case(browser: Any, name: str, folder: Path) -> dict[str, Any]:
+    scope, interface, shot, memory_shot = CASES[name]
+    path = write_profile(
+        folder, f"ui-{name.replace('_', '-')}", scope=scope, interface=interface, memory=MEMORY
+    )
+    profile = load_profile(str(path))
+    with LocalHub(profile) as hub:
+        shown = None
+        if memory_shot is not None:
+            shown = indicator(
+                browser, hub.url, hub.token, "student", interface, SHOTS / memory_shot
+            )
+        record = measure(
+            browser, hub.url, hub.token, "student", interface, profile.memory_limit_bytes,
+            screenshot=SHOTS / shot if shot else None,
+        )  # fmt: skip
+        if shown is not None:
+            record["memory_indicator"] = shown
+    record["profile"] = {
+        "memory_limit_bytes": profile.memory_limit_bytes,
+        "memory_limit": MEMORY,
+        "oom_scope": profile.oom_scope,
+        "cpu_limit": profile.cpu_limit,
+        "interface": profile.interface,
+    }
+    return record
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", choices=sorted(CASES), action="append")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    why = missing()
+    if why:
+        sys.exit(f"ui probe: {why}")
+    backend = choose_backend().name
+    old = json.loads(args.out.read_text()) if args.out.exists() else {}
+    cases = dict(old.get("cases", {}))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with chromium() as browser, tempfile.TemporaryDirectory(prefix="hubprobe-ui-") as tmp:
+        chromium_version = browser.version
+        for name in args.only or list(CASES):
+            print(f"ui probe: {name} ...", flush=True)
+            cases[name] = run_case(browser, name, Path(tmp))
+            print(json.dumps(cases[name], indent=1), flush=True)
+    data = {
+        "format": 1,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "backend": backend,
+        "chromium": chromium_version,
+        "python": platform.python_version(),
+        "versions": {p: importlib.metadata.version(p) for p in PACKAGES},
+        "cases": cases,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.out, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    print(f"ui probe: wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
