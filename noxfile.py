@@ -1,4 +1,4 @@
-"""Sessions: lint, tests, guide (the main job), docs, serve, screenshots, bench."""
+"""Sessions: lint, tests, guide (the main job), docs, serve, screenshots, ui, bench."""
 
 from __future__ import annotations
 
@@ -128,6 +128,18 @@ def screenshots(session: nox.Session) -> None:
     session.install("-e", ".[probes,docs,browser]")
     _build_site(session)
     session.run("python", "tools/screenshots.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def ui(session: nox.Session) -> None:
+    """What a student sees on an out-of-memory kill, measured in Chromium against a local hub."""
+    if os.geteuid() != 0:
+        session.error("this session needs root: the local hub runs each server in a container")
+    _system_packages(session, SANDBOX_TOOLS | BROWSER)
+    _npm_packages(session, HUB_PROXY)  # the local JupyterHub's proxy
+    session.install("-e", ".[test]")
+    session.run("hubprobe", "doctor", success_codes=[0, 1])
+    session.run("python", "tools/ui_probe.py", *session.posargs)
 
 
 @nox.session(python=PYTHON)

@@ -42,6 +42,23 @@ CASES = {
                   "memory-indicator-notebook7.png"),
     "jupyterlab_process": ("process", "jupyterlab", None, None),
 }  # fmt: skip
+#: What a reader of the record must know about how it was made.
+NOTES = {
+    "hub": "A real JupyterHub on 127.0.0.1 (hubprobe.hub.local) with its defaults:"
+    " Spawner.poll_interval = 30 s (how soon it notices a dead server),"
+    " JupyterHub.implicit_spawn_seconds = 0 (no automatic restart when the student comes back).",
+    "oom_group": "On this machine's cgroup v1 the container scope is emulated: right after the"
+    " kernel's OOM kill, the sandbox kills every other process of the container"
+    " (hubprobe.sandbox.oomgroup), as memory.oom.group=1 does on Kubernetes >= 1.28 with cgroup v2.",
+    "home": "The local hub gives every server start a new home. Before the student saves again,"
+    " the runner puts both notebooks back byte for byte with their saved modification times,"
+    " as a hub's persistent volume keeps them.",
+    "kubernetes": "Not measured on Kubernetes: there the pod's restart policy and KubeSpawner's"
+    " polling decide how soon the hub notices; the pages and dialogs are the same software.",
+    "student": "The student clicks Restart as soon as a dialog offers it, else opens the"
+    " notebook's address again; reloads every few seconds; clicks the hub's start button"
+    " when shown; answers later dialogs keeping their own version (Overwrite, Dismiss, Ok).",
+}
 PACKAGES = ["jupyterlab", "notebook", "jupyterhub", "jupyter_server", "jupyter-resource-usage",
             "ipykernel", "playwright", "hubprobe"]  # fmt: skip
 
@@ -100,6 +117,7 @@ def main() -> int:
         "chromium": chromium_version,
         "python": platform.python_version(),
         "versions": {p: importlib.metadata.version(p) for p in PACKAGES},
+        "notes": NOTES,
         "cases": cases,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
