@@ -81,6 +81,7 @@ def run_case(browser: Any, name: str, folder: Path) -> dict[str, Any]:
         )  # fmt: skip
         if shown is not None:
             record["memory_indicator"] = shown
+    record["date"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")  # --only keeps others
     record["profile"] = {
         "memory_limit_bytes": profile.memory_limit_bytes,
         "memory_limit": MEMORY,
@@ -89,6 +90,21 @@ def run_case(browser: Any, name: str, folder: Path) -> dict[str, Any]:
         "interface": profile.interface,
     }
     return record
+
+
+def write(out: Path, backend: str, chromium_version: str, cases: dict[str, Any]) -> None:
+    data = {
+        "format": 1,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "backend": backend,
+        "chromium": chromium_version,
+        "python": platform.python_version(),
+        "versions": {p: importlib.metadata.version(p) for p in PACKAGES},
+        "notes": NOTES,
+        "cases": cases,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(out, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def main() -> int:
@@ -105,23 +121,10 @@ def main() -> int:
     cases = dict(old.get("cases", {}))
     SHOTS.mkdir(parents=True, exist_ok=True)
     with chromium() as browser, tempfile.TemporaryDirectory(prefix="hubprobe-ui-") as tmp:
-        chromium_version = browser.version
         for name in args.only or list(CASES):
             print(f"ui probe: {name} ...", flush=True)
             cases[name] = run_case(browser, name, Path(tmp))
-            print(json.dumps(cases[name], indent=1), flush=True)
-    data = {
-        "format": 1,
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "backend": backend,
-        "chromium": chromium_version,
-        "python": platform.python_version(),
-        "versions": {p: importlib.metadata.version(p) for p in PACKAGES},
-        "notes": NOTES,
-        "cases": cases,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.out, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            write(args.out, backend, browser.version, cases)  # each case kept as it is done
     print(f"ui probe: wrote {args.out}")
     return 0
 

@@ -113,7 +113,13 @@ def _wait_kernels(api: ServerAPI, count: int, timeout: float = 60.0) -> list[dic
     """The server's kernels once ``count`` are idle and each has a browser connected."""
     deadline = time.monotonic() + timeout
     while True:
-        kernels = api.kernels()
+        try:
+            kernels = api.kernels()
+        except ApiError as exc:  # a server busy starting a kernel can answer 500 once
+            if exc.status < 500 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+            continue
         ready = [k for k in kernels if k["execution_state"] == "idle" and k["connections"] >= 1]
         if len(ready) >= count:
             return kernels
