@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,7 +109,7 @@ def test_load_reads_every_record_in_a_folder(tmp_path: Path) -> None:
 # -- the committed record, and the pages that quote it -------------------------------------
 
 
-def committed() -> dict[str, object]:
+def committed() -> dict[str, Any]:
     return load_ui(ROOT / "probes" / "ui")
 
 
@@ -140,3 +141,55 @@ def test_every_ui_shortcode_in_the_guide_names_a_recorded_value() -> None:
         except UiRefError as exc:
             bad.append(f"{page}: {exc}")
     assert bad == []
+
+
+def test_what_the_guide_says_in_its_own_words_is_what_was_recorded() -> None:
+    """The sentences around the quotes (no dialog, nothing saved by itself, ...) match the record."""
+    cases = committed()["whole-server-kill"]["cases"]
+    lab, nb7, alone = cases["jupyterlab"], cases["notebook7"], cases["jupyterlab_process"]
+    for case in (lab, nb7):  # silent-oom-kill.md#whole-server
+        assert case["server_survived"] is False
+        assert case["other_kernel_survived"] is False
+        assert case["kernels_after"] == 0
+        assert case["way_back"]["hub_restarted_it_by_itself"] is not True
+        assert case["way_back"]["seconds_until_server_ready"] is not None
+        assert (
+            case["reload_after_hub_noticed"]["heading"]
+            == lab["reload_after_hub_noticed"]["heading"]
+        )
+        assert case["reload_right_after_kill"]["status"] == 503
+        assert all(case["edits_in_editor_while_down"].values())
+        assert all(case["edits_in_editor_after"].values())
+        assert not any(case["edits_on_disk_before_saving"].values())
+        assert all(case["edits_on_disk_after_ctrl_s"].values())
+    words = " ".join(f"{d['title']} {d['body']}" for d in lab["dialogs_while_down"]).lower()
+    assert words
+    assert "memory" not in words
+    assert "kernel" not in words
+    assert nb7["dialogs_while_down"] == []
+    assert lab["way_back"]["back_in"] == "a new browser tab"
+    steps = lab["way_back"]["steps"]
+    assert steps[0]["action"] == "clicks Restart in the dialog"
+    if steps[0]["seconds"] < lab["seconds_until_hub_noticed"]:  # "clicked before the hub ..."
+        assert steps[1]["shows"]["heading"] == lab["reload_right_after_kill"]["heading"]
+    assert alone["server_survived"] is True  # #whole-server-contrast
+    assert alone["other_kernel_survived"] is True
+    assert alone["shown"][0]["kind"] == "dialog"
+    indicator = nb7["memory_indicator"]  # memory-indicator.md#notebook7
+    assert indicator["default"] == []
+    assert indicator["top_bar_enabled"]
+
+
+@pytest.mark.parametrize(
+    ("anchor", "path"),
+    [
+        ("server-killed-for-memory", "jupyterlab.dialogs_while_down.0.title"),
+        ("service-unavailable", "jupyterlab.reload_right_after_kill.heading"),
+    ],
+)
+def test_piazza_headings_quote_the_recorded_texts(anchor: str, path: str) -> None:
+    """A heading cannot hold a shortcode: its quoted text must be the recorded one."""
+    page = (ROOT / "docs" / "reference" / "piazza-replies.md").read_text()
+    heading = next(line for line in page.splitlines() if line.endswith(f"{{#{anchor}}}"))
+    quoted = heading.split('"')[1]
+    assert text(ui_value(f"whole-server-kill.cases.{path}", committed())) == quoted
