@@ -160,6 +160,7 @@ def test_what_the_guide_says_in_its_own_words_is_what_was_recorded() -> None:
         assert case["reload_right_after_kill"]["status"] == 503
         assert all(case["edits_in_editor_while_down"].values())
         assert all(case["edits_in_editor_after"].values())
+        assert set(case["edits_on_disk_when_back"].values()) == {None}  # nothing saved itself
         assert not any(case["edits_on_disk_before_saving"].values())
         assert all(case["edits_on_disk_after_ctrl_s"].values())
     words = " ".join(f"{d['title']} {d['body']}" for d in lab["dialogs_while_down"]).lower()

@@ -174,21 +174,15 @@ def visible_memory(page: Any) -> list[str]:
     ]
 
 
-#: The kernel's state as the page shows it: the toolbar's circle (its tooltip) and,
-#: in JupyterLab, the status bar's "Python 3 (ipykernel) | Idle".
-_KERNEL_JS = """() => ({
-  toolbar: Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden)'
-    + ' [data-jp-item-name="kernelStatus"]')).map(e => {
-      const t = e.querySelector('[title]');
-      return (t && t.getAttribute('title')) || e.getAttribute('title') || e.innerText.trim();
-    }),
-  status_bar: Array.from(document.querySelectorAll('#jp-main-statusbar .jp-StatusBar-TextItem'))
-    .map(e => e.innerText.trim()).filter(s => s.includes(' | ')),
-})"""
+#: The kernel's state as JupyterLab's status bar shows it ("Python 3 (ipykernel) | Idle");
+#: Notebook 7 has no status bar, and its toolbar shows the state as an icon only.
+_KERNEL_JS = """() => Array.from(
+  document.querySelectorAll('#jp-main-statusbar .jp-StatusBar-TextItem'))
+  .map(e => e.innerText.trim()).filter(s => s.includes(' | '))"""
 
 
-def kernel_status(page: Any) -> dict[str, list[str]]:
-    status: dict[str, list[str]] = page.evaluate(_KERNEL_JS)
+def kernel_status(page: Any) -> list[str]:
+    status: list[str] = page.evaluate(_KERNEL_JS)
     return status
 
 

@@ -263,7 +263,7 @@ def measure(
             after = api.kernels()
             record["other_kernel_survived"] = any(k["id"] == other_kernel for k in after)
             record["kernels_after"] = len(after)
-            record["kernel_status_after"] = kernel_status(page)
+            record["status_bar_after"] = kernel_status(page)
             _finish(record, watch, tabs, marks, api)
             return record
 
@@ -273,14 +273,16 @@ def measure(
         )
         record["dialogs_while_down"] = _dialogs(watch)
         record["edits_in_editor_while_down"] = {n: m in editors(tabs[n]) for n, m in marks.items()}
-        record["kernel_status_while_down"] = kernel_status(page)
+        record["status_bar_while_down"] = kernel_status(page)
         record["way_back"] = _come_back(context, watch, tabs, client, user, page.url, patience)
         log.info("way back: %s", record["way_back"])
         record["seconds_until_hub_noticed"] = watch.gone_at
         api = client.server_api(user)
         record["other_kernel_survived"] = api.kernel(other_kernel) is not None
         record["kernels_after"] = len(api.kernels())
-        record["kernel_status_after"] = kernel_status(page)
+        record["status_bar_after"] = kernel_status(page)
+        # The new home is empty: a file here now was written by the page itself (autosave).
+        record["edits_on_disk_when_back"] = _on_disk(api, marks)
         _restore_home(api, files, stamps)
         _finish(record, watch, tabs, marks, api)
         return record
@@ -294,9 +296,9 @@ def _come_back(
 ) -> dict[str, Any]:  # fmt: skip
     """The student's way back, as a student takes it, every step with its time.
 
-    The dialog's Restart button if one offers it, else the hub's home page;
-    then, as long as no server runs, a reload of the tab that opened every
-    few seconds, and the page's start button whenever one is shown.
+    The dialog's Restart button if one offers it, else the notebook's address
+    opened again in a new tab; then, as long as no server runs, a reload of
+    that tab every few seconds, and the hub's start button whenever one is shown.
     """
     steps: list[dict[str, Any]] = []
     by_itself: list[bool] = []  # at each start click: was a server running already?
