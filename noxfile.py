@@ -144,6 +144,18 @@ def screenshots(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def ui(session: nox.Session) -> None:
+    """What a student sees on an out-of-memory kill, measured in Chromium against a local hub."""
+    if os.geteuid() != 0:
+        session.error("this session needs root: the local hub runs each server in a container")
+    _system_packages(session, SANDBOX_TOOLS | BROWSER)
+    _npm_packages(session, HUB_PROXY)  # the local JupyterHub's proxy
+    session.install("-e", ".[test]", *CONSTRAINTS)
+    session.run("hubprobe", "doctor", success_codes=[0, 1])
+    session.run("python", "tools/ui_probe.py", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Figures: sandbox overhead, probe-suite wall times (sandbox and hub mode), site build."""
     _system_packages(session, SANDBOX_TOOLS)

@@ -7,6 +7,7 @@ Chromium through Playwright (never Playwright's own download).
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -73,6 +74,15 @@ def test_sitemap_lists_every_page_at_the_site_url(site: Path) -> None:
     assert locs == expected
     home = (site / "index.html").read_text()
     assert f'<link rel="canonical" href="{SITE_URL}">' in home
+
+
+def test_browser_measurements_are_quoted_on_the_pages(site: Path) -> None:
+    """The hook renders <!-- ui: --> shortcodes: the recorded dialog title is on the OOM page."""
+    record = json.loads((ROOT / "probes" / "ui" / "whole-server-kill.json").read_text())
+    (dialog,) = record["cases"]["jupyterlab"]["dialogs_while_down"][:1]
+    page = (site / "explanation" / "silent-oom-kill" / "index.html").read_text()
+    assert html.escape(dialog["title"]) in page
+    assert "<!-- ui:" not in page and "&lt;!-- ui:" not in page
 
 
 def test_every_claim_is_on_a_page() -> None:

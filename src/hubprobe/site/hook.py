@@ -29,6 +29,7 @@ from hubprobe.profiles import Profile, list_profiles, load_profile
 from hubprobe.site.charts import CHART_PROBES, CHARTS, ChartError, make_chart
 from hubprobe.site.hubs import DEFAULT_HUB, chooser, head, hold, hub_order, restore
 from hubprobe.site.jargon import link_first_uses
+from hubprobe.site.ui import load_ui, render_ui
 from hubprobe.site.render import (
     SHORTCODE,
     Context,
@@ -83,6 +84,8 @@ def on_config(config: Any) -> Any:
         live=_live_results(probes / "hub-results", profiles),
         status=status,
         held={},
+        # What the browser measured (probes/ui/): <!-- ui: NAME.path --> quotes it.
+        ui=load_ui(probes / "ui"),
     )
     return config
 
@@ -203,7 +206,7 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     if not page.file.src_path.endswith(".md"):
         return markdown
     ctx = _context(page)
-    out = render(markdown, ctx)
+    out = render_ui(render(markdown, ctx), _state["ui"], ctx.problems)
     for problem in ctx.problems:
         # Result problems are reported once, in on_files.
         if " profile: run `hubprobe probes" not in problem:
