@@ -29,7 +29,6 @@ from hubprobe.profiles import Profile, list_profiles, load_profile
 from hubprobe.site.charts import CHART_PROBES, CHARTS, ChartError, make_chart
 from hubprobe.site.hubs import DEFAULT_HUB, chooser, head, hold, hub_order, restore
 from hubprobe.site.jargon import link_first_uses
-from hubprobe.site.ui import load_ui, render_ui
 from hubprobe.site.render import (
     SHORTCODE,
     Context,
@@ -38,6 +37,7 @@ from hubprobe.site.render import (
     render,
     result_problems,
 )
+from hubprobe.site.ui import load_ui, render_ui
 
 log = logging.getLogger("mkdocs.hooks.hubprobe")
 
