@@ -201,3 +201,13 @@ def test_other_notebook_an_outcome_outside_the_two_fails() -> None:
     stream = fresh.cells[3].outputs[0]
     stream.text = "killed: ['mine'] at [1.5] s; first: mine\n" + stream.text.split("\n", 1)[1]
     assert "first: mine" in notebook_diff(committed, fresh)
+
+
+def test_masks_come_from_the_source_when_given() -> None:
+    """A committed run carries the masks it ran with; the probe's source has today's."""
+    old_mask = {"diff_replace": [["/outputs/*/text", r"(peak )\d+( GiB)", r"\1<GiB>\2"]]}
+    committed = _nb(_out("peak 12 MiB\n"), nbreg=old_mask)
+    fresh = _nb(_out("peak 13 MiB\n"), nbreg=old_mask)
+    assert notebook_diff(committed, fresh), "the old mask does not cover MiB"
+    source = _nb(nbreg=PEAK_MASK)
+    assert notebook_diff(committed, fresh, masks=source) == ""

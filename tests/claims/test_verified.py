@@ -71,10 +71,12 @@ def test_committed_notebook_matches_fresh_run(
         assert not committed_path.exists(), f"{committed_path}: a run of a probe that is skipped"
         pytest.skip(f"no claim of {probe} applies under {PROFILE.name}")
     committed = nbformat.read(committed_path, as_version=4)
-    diff = notebook_diff(committed, fresh[1][probe].notebook)
+    source = nbformat.read(PROBES / f"{probe}.ipynb", as_version=4)
+    diff = notebook_diff(committed, fresh[1][probe].notebook, masks=source)
     assert not diff, (
         f"{committed_path} (-) differs from a fresh run (+); a measured value that "
-        f"varies needs a narrow mask in its cell's nbreg.diff_replace:{diff}"
+        f"varies needs a narrow mask in its cell's nbreg.diff_replace (in probes/{probe}.ipynb)"
+        f":{diff}"
     )
 
 

@@ -71,13 +71,17 @@ def _prepared(nb: NotebookNode, replace: list[tuple[str, str, str]]) -> Any:
     return regex_replace_nb(coalesced, replace)
 
 
-def notebook_diff(committed: NotebookNode, fresh: NotebookNode) -> str:
+def notebook_diff(
+    committed: NotebookNode, fresh: NotebookNode, masks: NotebookNode | None = None
+) -> str:
     """A readable diff of what differs after masking; empty if the fresh run matches.
 
-    The masks come from the committed notebook's (per-notebook and per-cell)
-    ``nbreg`` metadata; the fresh run is a run of that same file.
+    The masks come from ``masks``' (per-notebook and per-cell) ``nbreg``
+    metadata: the probe's source, where the masks are kept up to date (a
+    committed run carries the masks it was run with). Without it, from the
+    committed notebook's. The fresh run is a run of that same probe.
     """
-    config = config_from_metadata(committed)
+    config = config_from_metadata(masks if masks is not None else committed)
     replace = [*GLOBAL_REPLACE, *config.diff_replace]
     before, after = _prepared(committed, replace), _prepared(fresh, replace)
     diff = filter_diff(diff_notebooks(before, after), [*IGNORE, *config.diff_ignore])
