@@ -20,6 +20,7 @@ from typing import Any
 
 from hubprobe.errors import UsageError
 from hubprobe.hub.inside_code import LIMITS, PRELUDE
+from hubprobe.hub.meter import outputs_once
 from hubprobe.jupyter.api import ServerAPI
 from hubprobe.profiles import Profile, load_profile
 
@@ -40,15 +41,7 @@ class Measured:
 
 
 def _run(api: ServerAPI, code: str, timeout: float) -> dict[str, Any]:
-    kernel = api.start_kernel()
-    try:
-        sock = api.connect(kernel)
-        try:
-            outputs = sock.execute(code, timeout=timeout)
-        finally:
-            sock.close()
-    finally:
-        api.delete_kernel(kernel)
+    outputs = outputs_once(api, code, timeout=timeout)
     text = "".join(o.get("text", "") for o in outputs if o["output_type"] == "stream")
     errors = [o for o in outputs if o["output_type"] == "error"]
     if errors or not text.strip():

@@ -45,19 +45,25 @@ class MeterUnavailable(Exception):
     """This server cannot be read this way; the reason is the message."""
 
 
-def run_once(api: ServerAPI, path: str, code: str, timeout: float = 60) -> str:
-    """Run ``code`` in a fresh kernel in ``path`` and end the kernel; its printed text."""
+def outputs_once(
+    api: ServerAPI, code: str, path: str = "", timeout: float = 60
+) -> list[dict[str, Any]]:
+    """Run ``code`` in a fresh kernel in ``path`` and end the kernel; its outputs."""
     kernel_id = api.start_kernel(path=path)
     try:
         sock = api.connect(kernel_id)
         try:
-            out = sock.execute(code, timeout=timeout)
+            return sock.execute(code, timeout=timeout)
         finally:
             sock.close()
     finally:
         with contextlib.suppress(ApiError, OSError):
             api.delete_kernel(kernel_id)
-    return "".join(o.get("text", "") for o in out)
+
+
+def run_once(api: ServerAPI, path: str, code: str, timeout: float = 60) -> str:
+    """Run ``code`` in a fresh kernel in ``path`` and end the kernel; its printed text."""
+    return "".join(o.get("text", "") for o in outputs_once(api, code, path, timeout))
 
 
 def _last_json(text: str) -> dict[str, Any]:
