@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import leftovers
 
-from hubprobe.profiles import load_profile
+from hubprobe.profiles import Profile, load_profile
+
+if TYPE_CHECKING:
+    from hubprobe.hub.local import LocalHub
 
 
 def mem_total() -> int:
@@ -77,3 +85,28 @@ def settle(before: leftovers.Leftovers, seconds: float = 10) -> dict[str, list[o
         time.sleep(0.2)
         new = _new(before, count())
     return new
+
+
+@contextlib.contextmanager
+def running_hub(profile: Profile, users: tuple[str, ...]) -> Iterator[LocalHub]:
+    """A started local hub; stopped after, and nothing of it may be left."""
+    from hubprobe.hub.local import LocalHub
+
+    before = count()
+    hub = LocalHub(profile, users=users)
+    hub.start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
+    left = settle(before)
+    assert left == {}, f"the local hub left behind: {left}"
+
+
+def probes(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """``hubprobe probes ARGS`` in a subprocess, without a hub token in its environment."""
+    env = {k: v for k, v in os.environ.items() if k != "JUPYTERHUB_API_TOKEN"}
+    return subprocess.run(
+        [sys.executable, "-m", "hubprobe", "probes", *args],
+        capture_output=True, text=True, env=env, timeout=timeout, check=False,
+    )  # fmt: skip

@@ -10,9 +10,8 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 
-import hubtools
 import pytest
-from hubtools import settle, write_profile
+from hubtools import running_hub, write_profile
 
 from hubprobe.hub.local import LocalHub
 from hubprobe.profiles import Profile, load_profile
@@ -39,12 +38,5 @@ def hub_profile(tmp_path_factory: pytest.TempPathFactory) -> Profile:
 
 @pytest.fixture(scope="session")
 def local_hub(hub_profile: Profile) -> Iterator[LocalHub]:
-    before = hubtools.count()
-    hub = LocalHub(hub_profile, users=("student", "other"))
-    hub.start()
-    try:
+    with running_hub(hub_profile, ("student", "other")) as hub:
         yield hub
-    finally:
-        hub.stop()
-    left = settle(before)
-    assert left == {}, f"the local hub left behind: {left}"

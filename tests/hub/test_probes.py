@@ -9,25 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
+
+from hubtools import probes
 
 from hubprobe.hub.local import LocalHub
 from hubprobe.profiles import Profile
 
 PROBES = Path(__file__).parents[2] / "probes"
 ONLY = ["storage-limit", "oom-kernel-restarts", "memory-indicator-no-limit"]
-
-
-def probes(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "JUPYTERHUB_API_TOKEN"}
-    return subprocess.run(
-        [sys.executable, "-m", "hubprobe", "probes", *args],
-        capture_output=True, text=True, env=env, timeout=900, check=False,
-    )  # fmt: skip
 
 
 def _committed() -> dict[str, str]:

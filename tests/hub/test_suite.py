@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from typing import Any
 import hubtools
 import nbformat
 import pytest
-from hubtools import settle, write_profile
+from hubtools import running_hub, write_profile
 
 from hubprobe.claims.registry import Claim, load_claims
 from hubprobe.claims.registry import skip_reason as claim_skip_reason
@@ -60,23 +59,12 @@ def suite_hub(
     hub_ready: None,  # noqa: ARG001  # skips where no hub can run
     suite_profile: Profile,
 ) -> Iterator[LocalHub]:
-    before = hubtools.count()
-    hub = LocalHub(suite_profile, users=("student",))
-    hub.start()
-    try:
+    with running_hub(suite_profile, ("student",)) as hub:
         yield hub
-    finally:
-        hub.stop()
-    left = settle(before)
-    assert left == {}, f"the local hub left behind: {left}"
 
 
 def probes(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "JUPYTERHUB_API_TOKEN"}
-    return subprocess.run(
-        [sys.executable, "-m", "hubprobe", "probes", *args],
-        capture_output=True, text=True, env=env, timeout=1800, check=False,
-    )  # fmt: skip
+    return hubtools.probes(*args, timeout=1800)
 
 
 class Modes:
