@@ -201,3 +201,14 @@ def test_probes_json_without_status_is_a_usage_error() -> None:
         result.stderr.strip()
         == "hubprobe: --json goes with --status; add --status, or leave --json out"
     )
+
+
+def test_probes_outside_a_checkout_says_where_the_probes_are(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [PY, "-m", "hubprobe", "probes", "--status"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "no claim registry here" in line
+    assert "--probes-dir" in line

@@ -70,6 +70,9 @@ class ClaimVerdict:
 def load_claims(path: Path) -> list[Claim]:
     try:
         data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        fix = "run from a checkout of hubprobe (the probes are its probes/ folder) or give --probes-dir"
+        raise ClaimsError(f"{path}: no claim registry here", fix) from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ClaimsError(f"{path}: {exc}") from None
     claims: list[Claim] = []
