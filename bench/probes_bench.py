@@ -17,8 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hubprobe.cgroup.locate import own_groups
-from hubprobe.claims.freshness import environment
+from hubprobe.claims.freshness import current_environment
 from hubprobe.claims.registry import load_claims
 from hubprobe.claims.suite import run_suite
 from hubprobe.jupyter.notebook import NotebookRun
@@ -67,7 +66,7 @@ def main() -> int:
     parser.add_argument("--backend")
     args = parser.parse_args()
     backend = choose_backend(args.backend)
-    env = environment(backend.name, own_groups(Path("/proc")).version)
+    env = current_environment(backend.name)
     names = args.profile or list_profiles()
     print(f"probe suite, backend {backend.name}, two probes at a time where timings allow")
     total = 0.0

@@ -217,12 +217,13 @@ def cmd_probes(args: argparse.Namespace) -> int:
     profiles = [load_profile(name) for name in names]
     if args.status:
         return _probes_status(args, claims, probes_dir, profiles)
+    from hubprobe.claims.freshness import current_environment
     from hubprobe.claims.suite import run_suite
 
     backend = _backend(args.backend, profiles[0])
     _backend_notes(profiles[1:], said=_host_warnings(profiles[0]))
     datas, runs = run_suite(
-        claims, probes_dir, profiles, backend, _environment(backend.name),
+        claims, probes_dir, profiles, backend, current_environment(backend.name),
         save=not args.no_save, only=args.only, force=args.force, say=_say,
     )  # fmt: skip
     statuses = [
@@ -237,19 +238,6 @@ def cmd_probes(args: argparse.Namespace) -> int:
         f"{len(runs)} probe run(s), {total:.0f} s of probe time"
     )
     return ExitCode.FAILED if failed else ExitCode.OK
-
-
-def _environment(backend: str) -> dict[str, str]:
-    from pathlib import Path
-
-    from hubprobe.cgroup.locate import NoCgroup, own_groups
-    from hubprobe.claims.freshness import environment
-
-    try:
-        version: int | None = own_groups(Path("/proc")).version
-    except NoCgroup:
-        version = None
-    return environment(backend, version)
 
 
 def _host_warnings(profile: Profile) -> set[str]:
@@ -270,12 +258,13 @@ def _probes_status(
     args: argparse.Namespace, claims: Any, probes_dir: Path, profiles: list[Profile]
 ) -> int:
     """Each (claim, profile): status, date, stale and why; no sandbox is made."""
+    from hubprobe.claims.freshness import current_environment
     from hubprobe.claims.status import status_rows
     from hubprobe.output import destination, write_json_value
 
     dest = destination("--json", args.json)
     backend = args.backend or _usable_backend_name()
-    rows = status_rows(claims, probes_dir, profiles, _environment(backend), only=args.only)
+    rows = status_rows(claims, probes_dir, profiles, current_environment(backend), only=args.only)
     if dest is not None:
         write_json_value(dest, rows)
     if dest != "-":

@@ -17,7 +17,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from hubprobe.claims.freshness import environment
+from hubprobe.claims.freshness import current_environment
 from hubprobe.claims.registry import load_claims
 from hubprobe.claims.regression import notebook_diff
 from hubprobe.claims.results import runs_dir
@@ -33,16 +33,10 @@ CLAIMS = load_claims(PROBES / "claims.toml")
 PROFILE = load_profile(DEFAULT_PROFILE)
 
 
-def _env(backend: str) -> dict[str, str]:
-    from hubprobe.cgroup.locate import own_groups
-
-    return environment(backend, own_groups(Path("/proc")).version)
-
-
 @pytest.fixture(scope="session")
 def fresh(backend: Backend) -> tuple[dict[str, Any], dict[str, NotebookRun]]:
     datas, runs = run_suite(
-        CLAIMS, PROBES, [PROFILE], backend, _env(backend.name),
+        CLAIMS, PROBES, [PROFILE], backend, current_environment(backend.name),
         save=False, force=True, say=lambda _m: None,
     )  # fmt: skip
     return datas[PROFILE.name], {r.path.stem: r for r in runs}
@@ -80,7 +74,9 @@ def test_committed_notebook_matches_fresh_run(
     )
 
 
-ROWS = status_rows(CLAIMS, PROBES, [load_profile(n) for n in list_profiles()], _env("oci"))
+ROWS = status_rows(
+    CLAIMS, PROBES, [load_profile(n) for n in list_profiles()], current_environment("oci")
+)
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[f"{r['claim']}@{r['profile']}" for r in ROWS])

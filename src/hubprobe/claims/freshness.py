@@ -31,6 +31,7 @@ from hubprobe.profiles import Profile
 
 __all__ = [
     "OUTCOME_PACKAGES",
+    "current_environment",
     "environment",
     "environment_changes",
     "probe_hash",
@@ -89,6 +90,19 @@ def environment(backend: str, cgroup_version: int | None) -> dict[str, str]:
     env["python"] = platform.python_version()
     env.update({name: _dist(name) for name in OUTCOME_PACKAGES})
     return env
+
+
+def current_environment(backend: str) -> dict[str, str]:
+    """:func:`environment` on this machine: its cgroup version read from /proc."""
+    from pathlib import Path
+
+    from hubprobe.cgroup.locate import NoCgroup, own_groups
+
+    try:
+        version: int | None = own_groups(Path("/proc")).version
+    except NoCgroup:
+        version = None
+    return environment(backend, version)
 
 
 def environment_changes(recorded: dict[str, Any], now: dict[str, str]) -> list[str]:
